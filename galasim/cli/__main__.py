@@ -1,0 +1,5 @@
+import sys
+
+from galasim.cli import main
+
+sys.exit(main())
