@@ -1,4 +1,5 @@
 """Build the Cython sources in ext/ into extension modules inside the galasim package."""
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,22 @@ DIRECTIVES = {
 }
 
 
+# Cython finds the declarations of module `galasim.X` as `galasim/X.pxd` on its include path, so
+# the .pxd files of ext/ are staged under build/pxd/galasim/ (this also lets one extension
+# `cimport galasim._mixing_kernels`).
+PXD_ROOT = Path("build") / "pxd"
+(PXD_ROOT / "galasim").mkdir(parents=True, exist_ok=True)
+(PXD_ROOT / "galasim" / "__init__.pxd").touch()
+for pxd in Path("ext").glob("*.pxd"):
+    shutil.copyfile(pxd, PXD_ROOT / "galasim" / pxd.name)
+
+
 def extension(name: str) -> Extension:
     """``ext/<name>.pyx`` becomes the module ``galasim.<name>``."""
     return Extension(
         f"galasim.{name}",
         [f"ext/{name}.pyx"],
-        include_dirs=[np.get_include(), "ext"],
+        include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=COMPILE_ARGS,
     )
@@ -30,6 +41,6 @@ setup(
     ext_modules=cythonize(
         [extension(path.stem) for path in sorted(Path("ext").glob("*.pyx"))],
         compiler_directives=DIRECTIVES,
-        include_path=["ext"],
+        include_path=[str(PXD_ROOT)],
     ),
 )

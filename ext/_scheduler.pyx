@@ -1,0 +1,965 @@
+# cython: language_level=3
+"""Event-driven simulator of asynchronous gossip (GALA and push-sum) in virtual time.
+
+Events are C structs in a binary heap ordered by (time, push sequence), so ties are broken
+deterministically; agent state is an n x d float64 array; the whole loop runs without the GIL for
+the built-in update models (a ``callback`` model returns to Python once per local update and
+nothing else). Random draws come from counter-based streams (see ``galasim/sim/rng.py``), so the
+pure-Python reference simulator (``galasim/sim/reference.py``), which implements the same
+semantics line for line, reproduces every run. Protocol semantics: ``galasim/gossip.py``.
+
+Certificate (GALA): the state (agents and live message buffers) evolves by row-stochastic maps
+plus injections; over a window the product P of the realised maps gives
+``diam(end) <= tau_1(P) diam(start) + 2 max_r g_r`` where g propagates the update norms (alpha L)
+through the same maps. Windows close when every live agent has done `window` more iterations.
+"""
+import time
+
+import numpy as np
+
+from libc.math cimport INFINITY, NAN, cos, exp, fabs, isfinite, log, pow, sqrt
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+
+# Event kinds
+cdef enum:
+    EV_UPDATE = 0
+    EV_ARRIVAL = 1
+    EV_LOST = 2
+    EV_CRASH = 3
+    EV_LINK = 4
+
+# Message-slot states
+cdef enum:
+    EMPTY = 0
+    IN_FLIGHT = 1
+    ARRIVED = 2
+
+# Agent states
+cdef enum:
+    RUNNING = 0
+    BLOCKED = 1
+    CRASHED = 2
+
+# Protocols, update models and distributions: codes of galasim.gossip and galasim.sim.models
+cdef enum:
+    GALA = 0
+    PUSH_SUM = 1
+
+cdef enum:
+    TWO_CAMP = 0
+    AWAY_FROM_MEAN = 1
+    RANDOM = 2
+    QUADRATIC = 3
+    CALLBACK = 4
+
+cdef enum:
+    CONSTANT = 0
+    EXPONENTIAL = 1
+    UNIFORM = 2
+    LOGNORMAL = 3
+    PARETO = 4
+
+# Random streams (galasim/sim/rng.py)
+cdef enum:
+    S_COMPUTE = 1
+    S_DELAY = 2
+    S_DROP = 3
+    S_UPDATE = 4
+
+# Return codes of the event loop
+cdef enum:
+    RUN_DONE = 0
+    RUN_CALLBACK = 1
+    RUN_NOMEM = 2
+
+cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
+cdef double TWO_PI = 6.283185307179586
+cdef double INV_2_53 = 1.0 / 9007199254740992.0
+
+
+# ------------------------------------------------------------------ counter-based random streams
+
+cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t stream_key(uint64_t seed, uint64_t stream, uint64_t entity) noexcept nogil:
+    return mix64(mix64(seed * GOLDEN + stream) + entity * GOLDEN)
+
+
+cdef inline double uniform(uint64_t key, uint64_t counter) noexcept nogil:
+    return (<double>(mix64(key + counter * GOLDEN) >> 11) + 0.5) * INV_2_53
+
+
+cdef inline double normal(uint64_t key, uint64_t counter) noexcept nogil:
+    cdef double u1 = uniform(key, 2 * counter)
+    cdef double u2 = uniform(key, 2 * counter + 1)
+    return sqrt(-2.0 * log(u1)) * cos(TWO_PI * u2)
+
+
+cdef inline double sample(Distribution dist, uint64_t key, uint64_t counter) noexcept nogil:
+    if dist.code == CONSTANT:
+        return dist.p1
+    if dist.code == EXPONENTIAL:
+        return -dist.p1 * log(uniform(key, counter))
+    if dist.code == UNIFORM:
+        return dist.p1 + (dist.p2 - dist.p1) * uniform(key, counter)
+    if dist.code == LOGNORMAL:
+        return exp(dist.p1 + dist.p2 * normal(key, counter))
+    return dist.p1 * pow(uniform(key, counter), -1.0 / dist.p2)
+
+
+def draw(int code, double p1, double p2, uint64_t seed, uint64_t stream, uint64_t entity,
+         uint64_t counter):
+    """One draw of the C streams (exposed so tests can compare it with galasim.sim.rng)."""
+    cdef Distribution dist = Distribution(code, p1, p2)
+    return sample(dist, stream_key(seed, stream, entity), counter)
+
+
+# ------------------------------------------------------------------------------- the event heap
+
+cdef inline bint earlier(Event* a, Event* b) noexcept nogil:
+    return a.time < b.time or (a.time == b.time and a.seq < b.seq)
+
+
+cdef int heap_push(EventHeap* h, double time, int kind, int64_t target) noexcept nogil:
+    cdef Py_ssize_t i, parent
+    cdef Event* grown
+    if h.size == h.capacity:
+        grown = <Event*>realloc(h.items, 2 * h.capacity * sizeof(Event))
+        if grown == NULL:
+            return -1
+        h.items = grown
+        h.capacity *= 2
+    cdef Event ev
+    ev.time = time
+    ev.seq = h.next_seq
+    ev.kind = kind
+    ev.target = target
+    h.next_seq += 1
+    i = h.size
+    h.size += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if earlier(&ev, &h.items[parent]):
+            h.items[i] = h.items[parent]
+            i = parent
+        else:
+            break
+    h.items[i] = ev
+    return 0
+
+
+cdef Event heap_pop(EventHeap* h) noexcept nogil:
+    cdef Event top = h.items[0]
+    cdef Event last
+    cdef Py_ssize_t i = 0, child
+    h.size -= 1
+    if h.size > 0:
+        last = h.items[h.size]
+        while True:
+            child = 2 * i + 1
+            if child >= h.size:
+                break
+            if child + 1 < h.size and earlier(&h.items[child + 1], &h.items[child]):
+                child += 1
+            if earlier(&h.items[child], &last):
+                h.items[i] = h.items[child]
+                i = child
+            else:
+                break
+        h.items[i] = last
+    return top
+
+
+cdef double dobrushin_rows(double[:, ::1] P, int64_t[::1] rows, Py_ssize_t count) noexcept nogil:
+    """tau_1 restricted to the listed rows of P (the live part of the augmented state)."""
+    cdef Py_ssize_t a, b, l, cols = P.shape[1]
+    cdef double worst = 0.0, dist
+    for a in range(count):
+        for b in range(a + 1, count):
+            dist = 0.0
+            for l in range(cols):
+                dist += fabs(P[rows[a], l] - P[rows[b], l])
+            if dist > worst:
+                worst = dist
+    return 0.5 * worst
+
+
+cdef class Engine:
+    """One GALA or push-sum simulation; build it from an :class:`galasim.sim.spec.EngineSpec`."""
+    # configuration
+    cdef int protocol, n, d, update, mix_any, certificate, samples, period
+    cdef int64_t iterations, sync_freq
+    cdef double lr, L, step, drop
+    cdef uint64_t seed
+    cdef Distribution compute, delay
+    cdef int64_t[::1] in_indptr, edge_src, edge_dst, out_indptr, out_edges
+    cdef unsigned char[:, ::1] active
+    cdef double[::1] agent_factor, edge_factor, crash_time, link_time
+    cdef double[:, ::1] targets
+    cdef uint64_t[::1] compute_keys, update_keys, delay_keys, drop_keys
+    cdef object callback
+
+    # agent and message state
+    cdef double[:, ::1] x, payload
+    cdef double[::1] w, acc_w, delta, mean, injected_x
+    cdef double[:, ::1] acc_x
+    cdef int64_t[::1] k, stale, write_k, seq_e
+    cdef signed char[::1] status, pending, slot, removed
+    cdef EventHeap heap
+    cdef double now
+    cdef bint dirty, finished, deadlock, oom
+    cdef int64_t live, reached, cb_agent
+
+    # push-sum message pool (several messages may be in flight on one edge)
+    cdef double* pool_x
+    cdef int64_t* pool_edge
+    cdef int64_t* pool_free
+    cdef Py_ssize_t pool_cap, pool_free_n
+
+    # statistics
+    cdef int64_t events, sent, skipped, dropped, max_stale, max_age
+    cdef double sup_distance, max_update_norm
+
+    # exact running supremum of max_i ||z_i - mean|| by branch and bound: r_i = ||z_i - mref||
+    # in a max tournament tree, so an observation costs O(d log n) unless it can beat the sup
+    cdef double[:, ::1] zc
+    cdef double[::1] zsum, mref, tree
+    cdef Py_ssize_t tree_size
+    cdef double lost_w
+
+    # certificate: product of realised event matrices over the current window
+    cdef double[:, ::1] prod
+    cdef double[::1] g
+    cdef int64_t[::1] win_start_k, live_rows
+    cdef int64_t window, win_count, windows
+    cdef double cert_D, gmax, cert_sup, last_tau
+
+    # trajectory sample (stride doubles whenever the buffer fills)
+    cdef double[:, ::1] traj
+    cdef Py_ssize_t traj_n, obs_count, stride
+
+    def __cinit__(self):
+        self.heap.items = NULL
+        self.pool_x = NULL
+        self.pool_edge = NULL
+        self.pool_free = NULL
+
+    def __dealloc__(self):
+        free(self.heap.items)
+        free(self.pool_x)
+        free(self.pool_edge)
+        free(self.pool_free)
+
+    def __init__(self, spec):
+        cdef Py_ssize_t n = spec.n, d = spec.dim, E = len(spec.edge_src), i
+        self.protocol = spec.protocol
+        self.n = n
+        self.d = d
+        self.iterations = spec.iterations
+        self.lr = spec.lr
+        self.L = spec.L
+        self.step = spec.lr * spec.L
+        self.update = spec.update
+        self.sync_freq = spec.sync_freq
+        self.mix_any = spec.mix_any
+        self.drop = spec.drop
+        self.seed = spec.seed
+        self.callback = spec.callback
+        self.compute = Distribution(spec.compute[0], spec.compute[1], spec.compute[2])
+        self.delay = Distribution(spec.delay[0], spec.delay[1], spec.delay[2])
+        as_i64 = lambda a: np.ascontiguousarray(a, dtype=np.int64)
+        as_f64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)
+        self.in_indptr = as_i64(spec.in_indptr)
+        self.edge_src = as_i64(spec.edge_src)
+        self.edge_dst = as_i64(spec.edge_dst)
+        self.out_indptr = as_i64(spec.out_indptr)
+        self.out_edges = as_i64(spec.out_edges)
+        self.active = np.ascontiguousarray(spec.active, dtype=np.uint8)
+        self.period = self.active.shape[0]
+        self.agent_factor = as_f64(spec.agent_factor)
+        self.edge_factor = as_f64(spec.edge_factor)
+        self.crash_time = as_f64(spec.crash_time)
+        self.link_time = as_f64(spec.link_time)
+        self.targets = as_f64(spec.targets)
+        keys = lambda stream, count: np.array(
+            [stream_key(self.seed, stream, j) for j in range(count)], dtype=np.uint64)
+        self.compute_keys = keys(S_COMPUTE, n)
+        self.update_keys = keys(S_UPDATE, n)
+        self.delay_keys = keys(S_DELAY, E)
+        self.drop_keys = keys(S_DROP, E)
+
+        self.x = np.zeros((n, d))
+        self.payload = np.zeros((E, d))
+        self.w = np.ones(n)
+        self.acc_x = np.zeros((n, d))
+        self.acc_w = np.zeros(n)
+        self.delta = np.zeros(d)
+        self.mean = np.zeros(d)
+        self.injected_x = np.zeros(d)
+        self.k = np.zeros(n, dtype=np.int64)
+        self.stale = np.zeros(n, dtype=np.int64)
+        self.write_k = np.zeros(E, dtype=np.int64)
+        self.seq_e = np.zeros(E, dtype=np.int64)
+        self.status = np.zeros(n, dtype=np.int8)
+        self.pending = np.zeros(n, dtype=np.int8)
+        self.slot = np.zeros(E, dtype=np.int8)
+        self.removed = np.zeros(E, dtype=np.int8)
+        self.live = n
+
+        self.heap.capacity = max(16, 2 * (n + E))
+        self.heap.items = <Event*>malloc(self.heap.capacity * sizeof(Event))
+        if self.heap.items == NULL:
+            raise MemoryError("cannot allocate the event heap")
+        self.pool_cap = 0
+        if self.protocol == PUSH_SUM:
+            self._grow_pool(max(16, 2 * E))
+
+        self.certificate = spec.certificate and self.protocol == GALA
+        self.window = max(1, spec.window)
+        if self.certificate:
+            self.prod = np.eye(n + E)
+            self.g = np.zeros(n + E)
+            self.live_rows = np.zeros(n + E, dtype=np.int64)
+            self.win_start_k = np.zeros(n, dtype=np.int64)
+        self.zc = np.zeros((n, d))
+        self.zsum = np.zeros(d)
+        self.mref = np.zeros(d)
+        self.tree_size = 1
+        while self.tree_size < n:
+            self.tree_size *= 2
+        self.tree = np.full(2 * self.tree_size, -1.0)
+        for i in range(n):
+            self._tree_set(i, 0.0)
+        self.samples = max(2, spec.samples)
+        self.traj = np.full((2 * self.samples + 1, 4), np.nan)
+        self.stride = 1
+
+    # ------------------------------------------------------------------ small helpers (nogil)
+
+    cdef int _grow_pool(self, Py_ssize_t capacity) noexcept nogil:
+        cdef Py_ssize_t m, stride = self.d + 1
+        cdef double* px = <double*>realloc(self.pool_x, capacity * stride * sizeof(double))
+        if px == NULL:
+            return -1
+        self.pool_x = px
+        cdef int64_t* pe = <int64_t*>realloc(self.pool_edge, capacity * sizeof(int64_t))
+        if pe == NULL:
+            return -1
+        self.pool_edge = pe
+        cdef int64_t* pf = <int64_t*>realloc(self.pool_free, capacity * sizeof(int64_t))
+        if pf == NULL:
+            return -1
+        self.pool_free = pf
+        # Free slots are popped from the end: push the new ids in reverse so that the lowest
+        # id is used first, exactly like the reference's list.
+        for m in range(capacity - 1, self.pool_cap - 1, -1):
+            self.pool_free[self.pool_free_n] = m
+            self.pool_free_n += 1
+        self.pool_cap = capacity
+        return 0
+
+    cdef inline void _push(self, double t, int kind, int64_t target) noexcept nogil:
+        if heap_push(&self.heap, t, kind, target) != 0:
+            self.oom = True
+
+    cdef inline bint _edge_live(self, int64_t e, int64_t t) noexcept nogil:
+        return (self.active[t % self.period, e] != 0 and not self.removed[e]
+                and self.status[self.edge_dst[e]] != CRASHED)
+
+    cdef bint _can_write(self, int64_t j, int64_t t) noexcept nogil:
+        cdef int64_t p, e
+        for p in range(self.out_indptr[j], self.out_indptr[j + 1]):
+            e = self.out_edges[p]
+            if self._edge_live(e, t) and self.slot[e] != EMPTY:
+                return False
+        return True
+
+    cdef void _resume(self, int64_t i) noexcept nogil:
+        if self.status[i] == CRASHED:
+            return
+        self.status[i] = RUNNING
+        cdef double c = self.agent_factor[i] * sample(self.compute, self.compute_keys[i], self.k[i])
+        self._push(self.now + c, EV_UPDATE, i)
+
+    # ------------------------------------------------------------------ GALA message passing
+
+    cdef void _write(self, int64_t j, int64_t t) noexcept nogil:
+        cdef int64_t p, e, c, rows = self.n
+        cdef double delay
+        cdef bint lost
+        for p in range(self.out_indptr[j], self.out_indptr[j + 1]):
+            e = self.out_edges[p]
+            if not self._edge_live(e, t):
+                continue
+            for c in range(self.d):
+                self.payload[e, c] = self.x[j, c]
+            self.slot[e] = IN_FLIGHT
+            self.write_k[e] = self.k[self.edge_dst[e]]
+            delay = self.edge_factor[e] * sample(self.delay, self.delay_keys[e], self.seq_e[e])
+            lost = self.drop > 0 and uniform(self.drop_keys[e], self.seq_e[e]) < self.drop
+            self.seq_e[e] += 1
+            self.sent += 1
+            self.events += 1
+            if self.certificate:
+                self.prod[rows + e, :] = self.prod[j, :]
+                self.g[rows + e] = self.g[j]
+            if lost:
+                self.dropped += 1
+                self._push(self.now + delay, EV_LOST, e)
+            else:
+                self._push(self.now + delay, EV_ARRIVAL, e)
+        self.pending[j] = 0
+
+    cdef bint _ready(self, int64_t i) noexcept nogil:
+        """Every live in-peer has a fresh message (static graphs), or any is fresh (schedules)."""
+        cdef int64_t e
+        cdef bint has_live = False, any_arrived = False
+        for e in range(self.in_indptr[i], self.in_indptr[i + 1]):
+            if self.slot[e] == ARRIVED:
+                any_arrived = True
+                continue
+            if self.removed[e] or self.status[self.edge_src[e]] == CRASHED:
+                continue
+            has_live = True
+            if not self.mix_any:
+                return False
+        if self.mix_any:
+            return any_arrived or not has_live
+        return True
+
+    cdef void _slot_freed(self, int64_t e) noexcept nogil:
+        """A blocked sender that skipped a write completes it once its out-slots are free."""
+        cdef int64_t j = self.edge_src[e]
+        if self.status[j] == BLOCKED and self.pending[j] and self._can_write(j, self.k[j] - 1):
+            self._write(j, self.k[j] - 1)
+
+    cdef void _mix(self, int64_t i) noexcept nogil:
+        cdef int64_t e, c, m = 0, lo = self.in_indptr[i], hi = self.in_indptr[i + 1]
+        cdef int64_t rows = self.n, l, cols
+        cdef double inv
+        for e in range(lo, hi):
+            if self.slot[e] == ARRIVED:
+                m += 1
+                for c in range(self.d):
+                    self.x[i, c] += self.payload[e, c]
+        self.stale[i] = 0
+        if m == 0:
+            return
+        inv = 1.0 / (m + 1)
+        for c in range(self.d):
+            self.x[i, c] *= inv
+        if self.certificate:
+            cols = self.prod.shape[1]
+            for e in range(lo, hi):
+                if self.slot[e] == ARRIVED:
+                    for l in range(cols):
+                        self.prod[i, l] += self.prod[rows + e, l]
+                    self.g[i] += self.g[rows + e]
+            for l in range(cols):
+                self.prod[i, l] *= inv
+            self.g[i] *= inv
+        for e in range(lo, hi):
+            if self.slot[e] == ARRIVED:
+                self.slot[e] = EMPTY
+                if self.k[i] - self.write_k[e] > self.max_age:
+                    self.max_age = self.k[i] - self.write_k[e]
+        self.events += 1
+        self._touch(i)
+        for e in range(lo, hi):
+            if self.slot[e] == EMPTY:
+                self._slot_freed(e)
+
+    cdef void _wake(self, int64_t r) noexcept nogil:
+        if self.status[r] == BLOCKED and self._ready(r):
+            self._mix(r)
+            self._resume(r)
+
+    cdef void _arrival(self, int64_t e) noexcept nogil:
+        self.events += 1
+        if self.removed[e]:
+            self.slot[e] = EMPTY
+            self.dropped += 1
+            self._slot_freed(e)
+            return
+        self.slot[e] = ARRIVED
+        self._wake(self.edge_dst[e])
+
+    cdef void _lost(self, int64_t e) noexcept nogil:
+        self.events += 1
+        self.slot[e] = EMPTY
+        self._slot_freed(e)
+
+    cdef void _gala_after_update(self, int64_t i) noexcept nogil:
+        cdef int64_t t = self.k[i] - 1, p, e
+        if self._can_write(i, t):
+            self._write(i, t)
+        else:
+            for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
+                if self._edge_live(self.out_edges[p], t):
+                    self.skipped += 1
+            self.pending[i] = 1
+        if self._ready(i):
+            self._mix(i)
+            self._resume(i)
+        elif self.sync_freq >= 0 and self.stale[i] >= self.sync_freq:
+            self.status[i] = BLOCKED
+        else:
+            self.stale[i] += 1
+            if self.stale[i] > self.max_stale:
+                self.max_stale = self.stale[i]
+            self._resume(i)
+
+    # ------------------------------------------------------------------ push-sum
+
+    cdef void _ps_send(self, int64_t i) noexcept nogil:
+        cdef int64_t t = self.k[i] - 1, p, e, m, c, live_out = 0
+        cdef double share, delay
+        cdef bint lost
+        cdef Py_ssize_t stride = self.d + 1
+        for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
+            if self._edge_live(self.out_edges[p], t):
+                live_out += 1
+        if live_out == 0:
+            return
+        share = 1.0 / (live_out + 1)
+        for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
+            e = self.out_edges[p]
+            if not self._edge_live(e, t):
+                continue
+            delay = self.edge_factor[e] * sample(self.delay, self.delay_keys[e], self.seq_e[e])
+            lost = self.drop > 0 and uniform(self.drop_keys[e], self.seq_e[e]) < self.drop
+            self.seq_e[e] += 1
+            self.sent += 1
+            self.events += 1
+            if lost:
+                self.dropped += 1
+                self.lost_w += self.w[i] * share
+                continue
+            if self.pool_free_n == 0 and self._grow_pool(2 * self.pool_cap) != 0:
+                self.oom = True
+                return
+            self.pool_free_n -= 1
+            m = self.pool_free[self.pool_free_n]
+            for c in range(self.d):
+                self.pool_x[m * stride + c] = self.x[i, c] * share
+            self.pool_x[m * stride + self.d] = self.w[i] * share
+            self.pool_edge[m] = e
+            self._push(self.now + delay, EV_ARRIVAL, m)
+        for c in range(self.d):
+            self.x[i, c] *= share
+        self.w[i] *= share
+
+    cdef void _ps_arrival(self, int64_t m) noexcept nogil:
+        cdef int64_t e = self.pool_edge[m], r = self.edge_dst[e], c
+        cdef Py_ssize_t stride = self.d + 1
+        self.events += 1
+        if self.removed[e]:
+            self.dropped += 1
+            self.lost_w += self.pool_x[m * stride + self.d]
+        else:
+            for c in range(self.d):
+                self.acc_x[r, c] += self.pool_x[m * stride + c]
+            self.acc_w[r] += self.pool_x[m * stride + self.d]
+        self.pool_free[self.pool_free_n] = m
+        self.pool_free_n += 1
+
+    cdef void _ps_receive(self, int64_t i) noexcept nogil:
+        cdef int64_t c
+        if self.acc_w[i] > 0:
+            for c in range(self.d):
+                self.x[i, c] += self.acc_x[i, c]
+                self.acc_x[i, c] = 0.0
+            self.w[i] += self.acc_w[i]
+            self.acc_w[i] = 0.0
+            self.stale[i] = 0
+            self.events += 1
+            self._touch(i)
+        else:
+            self.stale[i] += 1
+            if self.stale[i] > self.max_stale:
+                self.max_stale = self.stale[i]
+
+    # ------------------------------------------------------------------ local updates
+
+    cdef void _tree_set(self, int64_t i, double value) noexcept nogil:
+        cdef Py_ssize_t p = self.tree_size + i
+        self.tree[p] = value
+        p >>= 1
+        while p >= 1:
+            self.tree[p] = self.tree[2 * p] if self.tree[2 * p] > self.tree[2 * p + 1] else self.tree[2 * p + 1]
+            p >>= 1
+
+    cdef void _touch(self, int64_t i) noexcept nogil:
+        """Agent i's parameters changed: refresh its cached z_i, the running sum and r_i."""
+        cdef int64_t c
+        cdef double z, v, r2 = 0.0
+        for c in range(self.d):
+            z = self.x[i, c] / self.w[i]
+            self.zsum[c] += z - self.zc[i, c]
+            self.zc[i, c] = z
+            v = z - self.mref[c]
+            r2 += v * v
+        self._tree_set(i, sqrt(r2))
+        self.dirty = True
+
+    cdef double _rereference(self) noexcept nogil:
+        """Recompute the mean exactly, re-centre every r_i on it; return max_i ||z_i - mean||."""
+        cdef int64_t i, c
+        cdef double v, r2
+        cdef Py_ssize_t p
+        for c in range(self.d):
+            self.zsum[c] = 0.0
+        for i in range(self.n):
+            for c in range(self.d):
+                self.zsum[c] += self.zc[i, c]
+        for c in range(self.d):
+            self.mref[c] = self.zsum[c] / self.n
+        for i in range(self.n):
+            r2 = 0.0
+            for c in range(self.d):
+                v = self.zc[i, c] - self.mref[c]
+                r2 += v * v
+            self.tree[self.tree_size + i] = sqrt(r2)
+        for p in range(self.tree_size - 1, 0, -1):
+            self.tree[p] = self.tree[2 * p] if self.tree[2 * p] > self.tree[2 * p + 1] else self.tree[2 * p + 1]
+        return self.tree[1]
+
+    cdef double _observe_sup(self, bint exact) noexcept nogil:
+        """Raise sup_distance to cover the current state; return the current distance if exact.
+
+        Every r_i + ||mean - mref|| bounds ||z_i - mean||, so only agents with r_i above
+        sup - ||mean - mref|| can beat the supremum: they are found through the tree and
+        evaluated exactly. Skipped agents provably cannot raise it.
+        """
+        cdef int64_t i, c, count = 0
+        cdef double drift = 0.0, v, r2, best = 0.0, threshold
+        cdef Py_ssize_t p, top = 0
+        cdef Py_ssize_t stack[130]
+        if exact:
+            best = self._rereference()
+            if best > self.sup_distance:
+                self.sup_distance = best
+            return best
+        for c in range(self.d):
+            v = self.zsum[c] / self.n - self.mref[c]
+            drift += v * v
+        drift = sqrt(drift)
+        if self.tree[1] + drift <= self.sup_distance:
+            return NAN
+        threshold = self.sup_distance - drift
+        stack[0] = 1
+        top = 1
+        while top > 0:
+            top -= 1
+            p = stack[top]
+            if self.tree[p] <= threshold:
+                continue
+            if p >= self.tree_size:
+                i = p - self.tree_size
+                r2 = 0.0
+                for c in range(self.d):
+                    v = self.zc[i, c] - self.zsum[c] / self.n
+                    r2 += v * v
+                if r2 > best:
+                    best = r2
+                count += 1
+            else:
+                stack[top] = 2 * p
+                stack[top + 1] = 2 * p + 1
+                top += 2
+        best = sqrt(best)
+        if best > self.sup_distance:
+            self.sup_distance = best
+        if count > 16 + self.n // 8:  # the reference has drifted: re-centre (O(n d), amortised)
+            self._rereference()
+        return NAN
+
+    cdef void _builtin_delta(self, int64_t i) noexcept nogil:
+        cdef int64_t c
+        cdef double norm = 0.0, v, scale, ref = 0.0
+        cdef double wi = self.w[i]
+        for c in range(self.d):
+            self.delta[c] = 0.0
+        if self.update == AWAY_FROM_MEAN:
+            for c in range(self.d):
+                self.mean[c] = self.zsum[c] / self.n
+            for c in range(self.d):
+                v = self.x[i, c] / wi - self.mean[c]
+                self.delta[c] = v
+                norm += v * v
+                ref += self.mean[c] * self.mean[c]
+            norm = sqrt(norm)
+            # Below round-off the direction is noise: fall back to the deterministic camp step.
+            if norm > 1e-12 * (1.0 + sqrt(ref)):
+                for c in range(self.d):
+                    self.delta[c] *= self.step / norm
+                return
+            for c in range(self.d):
+                self.delta[c] = 0.0
+        elif self.update == RANDOM:
+            for c in range(self.d):
+                v = normal(self.update_keys[i], self.k[i] * self.d + c)
+                self.delta[c] = v
+                norm += v * v
+            norm = sqrt(norm)
+            for c in range(self.d):
+                self.delta[c] *= self.step / norm
+            return
+        elif self.update == QUADRATIC:
+            for c in range(self.d):
+                v = self.x[i, c] / wi - self.targets[i, c]
+                self.delta[c] = v
+                norm += v * v
+            norm = sqrt(norm)
+            scale = -self.lr * (self.L / norm if norm > self.L else 1.0)
+            for c in range(self.d):
+                self.delta[c] *= scale
+            return
+        # two-camp: agents 0..ceil(n/2)-1 step +alpha L e_1, the others -alpha L e_1
+        self.delta[0] = self.step if i < (self.n + 1) // 2 else -self.step
+
+    cdef void _apply_update(self, int64_t i) noexcept nogil:
+        cdef int64_t c
+        cdef double norm = 0.0, wi = self.w[i]
+        for c in range(self.d):
+            norm += self.delta[c] * self.delta[c]
+            self.x[i, c] += wi * self.delta[c]
+            self.injected_x[c] += wi * self.delta[c]
+        norm = sqrt(norm)
+        if norm > self.max_update_norm:
+            self.max_update_norm = norm
+        self.k[i] += 1
+        self.events += 1
+        self._touch(i)
+        if self.k[i] == self.iterations:
+            self.reached += 1
+        if self.certificate:
+            self.g[i] += self.step
+            if self.g[i] > self.gmax:
+                self.gmax = self.g[i]
+            if self.k[i] == self.win_start_k[i] + self.window:
+                self.win_count += 1
+        if self.protocol == PUSH_SUM:
+            self._ps_send(i)
+            self._ps_receive(i)
+            self._resume(i)
+        else:
+            self._gala_after_update(i)
+
+    # ------------------------------------------------------------------ faults
+
+    cdef void _crash(self, int64_t i) noexcept nogil:
+        cdef int64_t p, e
+        self.events += 1
+        if self.status[i] == CRASHED:
+            return
+        self.status[i] = CRASHED
+        self.live -= 1
+        if self.k[i] >= self.iterations:
+            self.reached -= 1
+        if self.certificate and self.k[i] >= self.win_start_k[i] + self.window:
+            self.win_count -= 1
+        if self.protocol == PUSH_SUM:
+            return
+        for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
+            self._wake(self.edge_dst[self.out_edges[p]])
+        for e in range(self.in_indptr[i], self.in_indptr[i + 1]):
+            self._slot_freed(e)
+
+    cdef void _remove_link(self, int64_t e) noexcept nogil:
+        self.events += 1
+        self.removed[e] = 1
+        if self.protocol == PUSH_SUM:
+            return
+        self._wake(self.edge_dst[e])
+        self._slot_freed(e)
+
+    # ------------------------------------------------------------------ observation
+
+    cdef double _diameter(self) noexcept nogil:
+        cdef int64_t a, b, c
+        cdef double worst = 0.0, s, v
+        for a in range(self.n):
+            for b in range(a + 1, self.n):
+                s = 0.0
+                for c in range(self.d):
+                    v = self.x[a, c] / self.w[a] - self.x[b, c] / self.w[b]
+                    s += v * v
+                if s > worst:
+                    worst = s
+        return sqrt(worst)
+
+    cdef void _close_window(self) noexcept nogil:
+        cdef int64_t r, e, count = 0, N = self.prod.shape[0]
+        cdef double tau
+        for r in range(self.n):
+            self.live_rows[count] = r
+            count += 1
+        for e in range(N - self.n):
+            if self.slot[e] != EMPTY:
+                self.live_rows[count] = self.n + e
+                count += 1
+        tau = dobrushin_rows(self.prod, self.live_rows, count)
+        self.cert_D = tau * self.cert_D + 2.0 * self.gmax
+        self.last_tau = tau
+        self.windows += 1
+        # Adapt the window so that each one contracts by a useful factor (any window is valid).
+        if tau > 0.9:
+            self.window *= 2
+        elif tau < 0.1 and self.window > 1:
+            self.window //= 2
+        self.prod[:, :] = 0.0
+        for r in range(N):
+            self.prod[r, r] = 1.0
+            self.g[r] = 0.0
+        self.gmax = 0.0
+        self.win_count = 0
+        for r in range(self.n):
+            self.win_start_k[r] = self.k[r]
+
+    cdef void _end_batch(self) noexcept nogil:
+        """All events at self.now are processed: observe the state, close windows, test the end."""
+        cdef double worst, bound = INFINITY
+        cdef Py_ssize_t row, keep
+        cdef bint sample
+        if self.dirty:
+            self.dirty = False
+            self.obs_count += 1
+            sample = self.obs_count % self.stride == 0
+            worst = self._observe_sup(sample)
+            if self.certificate:
+                bound = self.cert_D + 2.0 * self.gmax
+                if bound > self.cert_sup:
+                    self.cert_sup = bound
+            if sample:
+                row = self.traj_n
+                self.traj[row, 0] = self.now
+                self.traj[row, 1] = worst
+                self.traj[row, 2] = self._diameter() if self.n <= 256 else NAN
+                self.traj[row, 3] = bound if self.certificate else NAN
+                self.traj_n += 1
+                if self.traj_n == 2 * self.samples:
+                    for keep in range(self.samples):
+                        self.traj[keep, :] = self.traj[2 * keep + 1, :]
+                    self.traj_n = self.samples
+                    self.stride *= 2
+        if self.certificate and self.live > 0 and self.win_count >= self.live:
+            self._close_window()
+        if self.reached >= self.live:
+            self.finished = True
+
+    # ------------------------------------------------------------------ the loop
+
+    cdef int _loop(self) noexcept nogil:
+        cdef Event ev
+        while True:
+            if self.oom:
+                return RUN_NOMEM
+            if self.heap.size == 0:
+                self._end_batch()
+                if not self.finished:
+                    self.deadlock = True
+                return RUN_DONE
+            if self.heap.items[0].time != self.now:
+                self._end_batch()
+                if self.finished:
+                    return RUN_DONE
+            ev = heap_pop(&self.heap)
+            self.now = ev.time
+            if ev.kind == EV_UPDATE:
+                if self.status[ev.target] == CRASHED:
+                    continue
+                if self.update == CALLBACK:
+                    self.cb_agent = ev.target
+                    return RUN_CALLBACK
+                self._builtin_delta(ev.target)
+                self._apply_update(ev.target)
+            elif ev.kind == EV_ARRIVAL:
+                if self.protocol == PUSH_SUM:
+                    self._ps_arrival(ev.target)
+                else:
+                    self._arrival(ev.target)
+            elif ev.kind == EV_LOST:
+                self._lost(ev.target)
+            elif ev.kind == EV_CRASH:
+                self._crash(ev.target)
+            else:
+                self._remove_link(ev.target)
+
+    def run(self):
+        """Simulate until every live agent has done `iterations` updates; return the raw results."""
+        cdef int64_t i, e
+        cdef int rc
+        started = time.perf_counter()
+        for i in range(self.n):
+            self._resume(i)
+        for i in range(self.n):
+            if isfinite(self.crash_time[i]):
+                self._push(self.crash_time[i], EV_CRASH, i)
+        for e in range(self.edge_src.shape[0]):
+            if isfinite(self.link_time[e]):
+                self._push(self.link_time[e], EV_LINK, e)
+        while True:
+            with nogil:
+                rc = self._loop()
+            if rc == RUN_CALLBACK:
+                self._callback_update(self.cb_agent)
+                continue
+            if rc == RUN_NOMEM:
+                raise MemoryError("out of memory while growing the event heap or message pool")
+            break
+        return self._results(time.perf_counter() - started)
+
+    cdef _callback_update(self, int64_t i):
+        params = np.asarray(self.x[i]) / self.w[i]
+        delta = np.asarray(self.callback(int(i), int(self.k[i]), params), dtype=np.float64).reshape(-1)
+        if delta.shape[0] != self.d or not np.all(np.isfinite(delta)):
+            raise ValueError(
+                f"the update callback must return {self.d} finite numbers, got {delta!r} "
+                f"(agent {i}, iteration {self.k[i]})"
+            )
+        self.delta[:] = delta
+        self._apply_update(i)
+
+    def _results(self, double wall):
+        cdef Py_ssize_t stride = self.d + 1, h
+        cdef int64_t m
+        mass_x = np.asarray(self.x).sum(axis=0) + np.asarray(self.acc_x).sum(axis=0)
+        mass_w = float(np.asarray(self.w).sum() + np.asarray(self.acc_w).sum())
+        if self.protocol == PUSH_SUM:
+            for h in range(self.heap.size):
+                if self.heap.items[h].kind == EV_ARRIVAL:
+                    m = self.heap.items[h].target
+                    mass_x += np.array([self.pool_x[m * stride + c] for c in range(self.d)])
+                    mass_w += self.pool_x[m * stride + self.d]
+        traj = np.asarray(self.traj[: self.traj_n]).copy()
+        return {
+            "x": np.asarray(self.x).copy(),
+            "w": np.asarray(self.w).copy(),
+            "iterations": np.asarray(self.k).copy(),
+            "crashed": np.asarray(self.status) == CRASHED,
+            "sup_distance": self.sup_distance,
+            "certificate": self.cert_sup if self.certificate else np.nan,
+            "windows": int(self.windows),
+            "last_tau": self.last_tau if self.windows else np.nan,
+            "max_staleness": int(self.max_stale),
+            "max_message_age": int(self.max_age),
+            "virtual_time": self.now,
+            "events": int(self.events),
+            "sent": int(self.sent),
+            "skipped": int(self.skipped),
+            "dropped": int(self.dropped),
+            "deadlock": bool(self.deadlock),
+            "max_update_norm": self.max_update_norm,
+            "mass_x": mass_x,
+            "mass_w": mass_w,
+            "injected_x": np.asarray(self.injected_x).copy(),
+            "lost_w": self.lost_w,
+            "trajectory": traj,
+            "wall_time": wall,
+        }

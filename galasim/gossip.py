@@ -1,0 +1,102 @@
+"""The gossip protocols: plain data that the simulator (and real learners) follow.
+
+GALA (Assran et al., 2019), agent *i* after each local update ``x_i <- x_i + delta_i``:
+
+1. **Non-blocking send.** If every out-peer has consumed *i*'s previous message, write ``x_i`` into
+   the message buffer of each out-peer; otherwise skip the write (an unread message is never
+   overwritten).
+2. **Non-blocking receive.** If every in-peer has a fresh (unread) message, or *i* has gone
+   ``sync_freq`` iterations without mixing, mix ``x_i <- (x_i + sum_j msg_j) / (m + 1)`` over the
+   ``m`` fresh messages (blocking for them in the second case), mark them read and reset the
+   staleness counter; otherwise increment the counter.
+
+The receiver applies the uniform weight ``1/(m+1)``: on GALA's regular graphs this is the paper's
+``x/(p+1)`` sender scaling, and on irregular graphs it keeps the mix row-stochastic (pull form).
+There are no push-sum weights, so under delays the network average is *not* preserved.
+
+Two rules the paper leaves implicit, needed for an executable protocol:
+
+* *Deadlock freedom.* An agent blocked in a receive keeps serving its send buffer: if it skipped a
+  write and its out-peers then consume the previous message, it writes its current parameters.
+  (Without this, a ring whose agents all skipped and then blocked would wait forever.)
+* *Failure detection.* A crashed agent, or a removed link, is no longer waited for by receivers or
+  counted by senders' "all consumed" check.
+
+With a time-varying schedule an agent cannot know which peers address it at a given iteration, so
+it mixes every fresh message it holds, and a blocking receive waits for at least one.
+
+Comparison protocols: ``allreduce`` (synchronous exact averaging; every round waits for the slowest
+agent), ``sync-gossip`` (GALA with ``sync_freq=0``: always wait, D-PSGD style) and ``push-sum``
+(stochastic gradient push: column-stochastic shares ``1/(p+1)`` of ``(x, w)`` with a weight scalar,
+average preserving, never blocking; the de-biased parameters are ``z = x / w``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Engine codes.
+GALA, PUSH_SUM, ALLREDUCE = range(3)
+
+PROTOCOLS = ("gala", "sync-gossip", "allreduce", "push-sum")
+DEFAULT_SYNC_FREQ = 4
+UNBOUNDED = math.inf
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A gossip protocol: ``name`` in :data:`PROTOCOLS` and GALA's staleness bound ``sync_freq``.
+
+    ``sync_freq`` is the number of consecutive iterations an agent may skip mixing before it
+    blocks for its in-peers' messages; ``math.inf`` means never block (unbounded staleness).
+    It only matters for ``gala`` (``sync-gossip`` is ``gala`` with ``sync_freq=0``).
+
+    Examples
+    --------
+    >>> protocol("gala", sync_freq=2)
+    Protocol(name='gala', sync_freq=2)
+    >>> protocol("sync-gossip").sync_freq
+    0
+    """
+
+    name: str
+    sync_freq: float = DEFAULT_SYNC_FREQ
+
+    @property
+    def code(self) -> int:
+        return {"allreduce": ALLREDUCE, "push-sum": PUSH_SUM}.get(self.name, GALA)
+
+    @property
+    def staleness_bounded(self) -> bool:
+        return self.name != "gala" or math.isfinite(self.sync_freq)
+
+
+def parse_sync_freq(value: object) -> float:
+    """``sync_freq`` as an int >= 0, or ``math.inf`` for ``inf``/``none``/``unbounded``."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("inf", "none", "unbounded", "infinity"):
+            return UNBOUNDED
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"sync_freq must be an integer >= 0 or 'inf', got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"sync_freq must be an integer >= 0 or 'inf', got {value!r}")
+    if math.isnan(value) or value < 0 or (math.isfinite(value) and value != int(value)):
+        raise ValueError(f"sync_freq must be an integer >= 0 or 'inf', got {value!r}")
+    return UNBOUNDED if math.isinf(value) else int(value)
+
+
+def protocol(name: str | Protocol, sync_freq: object = None) -> Protocol:
+    """Build a :class:`Protocol` from its name (``sync_freq=None`` keeps the protocol's default)."""
+    if isinstance(name, Protocol):
+        return name if sync_freq is None else Protocol(name.name, parse_sync_freq(sync_freq))
+    key = str(name).strip().lower()
+    if key not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; allowed: {', '.join(PROTOCOLS)}")
+    if key == "sync-gossip":
+        if sync_freq is not None and parse_sync_freq(sync_freq) != 0:
+            raise ValueError(f"sync-gossip always waits (sync_freq=0); got sync_freq={sync_freq!r}")
+        return Protocol(key, 0)
+    return Protocol(key, DEFAULT_SYNC_FREQ if sync_freq is None else parse_sync_freq(sync_freq))

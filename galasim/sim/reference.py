@@ -1,0 +1,458 @@
+"""Pure-Python reference simulator: the test oracle and the speed baseline.
+
+It implements exactly the semantics of the Cython scheduler (``ext/_scheduler.pyx``), statement for
+statement and with the same random streams (:mod:`galasim.sim.rng`), but with ``heapq`` and Python
+objects. Keep the two in step: every rule here has its twin there, in the same order, which is what
+lets the differential tests demand agreement to 1e-12.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+import time
+
+import numpy as np
+
+from galasim.gossip import PUSH_SUM
+from galasim.sim import rng
+from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM
+from galasim.sim.spec import EngineSpec
+
+EV_UPDATE, EV_ARRIVAL, EV_LOST, EV_CRASH, EV_LINK = range(5)
+EMPTY, IN_FLIGHT, ARRIVED = range(3)
+RUNNING, BLOCKED, CRASHED = range(3)
+
+
+class ReferenceEngine:
+    """The reference twin of ``galasim._scheduler.Engine``: same constructor, same ``run()``."""
+
+    def __init__(self, spec: EngineSpec):
+        self.s = spec
+        n, d, E = spec.n, spec.dim, spec.edges
+        self.n, self.d, self.E = n, d, E
+        self.step = spec.lr * spec.L
+        self.period = spec.active.shape[0]
+        self.compute_keys = [rng.stream_key(spec.seed, rng.COMPUTE, i) for i in range(n)]
+        self.update_keys = [rng.stream_key(spec.seed, rng.UPDATE, i) for i in range(n)]
+        self.delay_keys = [rng.stream_key(spec.seed, rng.DELAY, e) for e in range(E)]
+        self.drop_keys = [rng.stream_key(spec.seed, rng.DROP, e) for e in range(E)]
+        self.in_edges = [range(spec.in_indptr[i], spec.in_indptr[i + 1]) for i in range(n)]
+        self.out_edges = [
+            [int(e) for e in spec.out_edges[spec.out_indptr[j]: spec.out_indptr[j + 1]]] for j in range(n)
+        ]
+        self.src = [int(v) for v in spec.edge_src]
+        self.dst = [int(v) for v in spec.edge_dst]
+
+        self.x = np.zeros((n, d))
+        self.payload = np.zeros((E, d))
+        self.w = np.ones(n)
+        self.acc_x = np.zeros((n, d))
+        self.acc_w = np.zeros(n)
+        self.injected_x = np.zeros(d)
+        self.k = [0] * n
+        self.stale = [0] * n
+        self.write_k = [0] * E
+        self.seq_e = [0] * E
+        self.status = [RUNNING] * n
+        self.pending = [False] * n
+        self.slot = [EMPTY] * E
+        self.removed = [False] * E
+        self.heap: list[tuple[float, int, int, int]] = []
+        self.next_seq = 0
+        self.now = 0.0
+        self.dirty = self.finished = self.deadlock = False
+        self.live, self.reached = n, 0
+        self.pool: dict[int, tuple[np.ndarray, float, int]] = {}
+        self.pool_free: list[int] = []
+        self.pool_cap = 0
+        self.events = self.sent = self.skipped = self.dropped = 0
+        self.max_stale = self.max_age = 0
+        self.sup_distance = self.max_update_norm = self.lost_w = 0.0
+
+        self.certificate = bool(spec.certificate) and spec.protocol != PUSH_SUM
+        self.window = max(1, spec.window)
+        if self.certificate:
+            self.prod = np.eye(n + E)
+            self.g = np.zeros(n + E)
+            self.win_start_k = [0] * n
+        self.win_count = self.windows = 0
+        self.cert_D = self.gmax = self.cert_sup = self.last_tau = 0.0
+        self.samples = max(2, spec.samples)
+        self.traj: list[list[float]] = []
+        self.obs_count, self.stride = 0, 1
+
+    # ---------------------------------------------------------------- helpers
+
+    def _push(self, t: float, kind: int, target: int) -> None:
+        heapq.heappush(self.heap, (t, self.next_seq, kind, target))
+        self.next_seq += 1
+
+    def _edge_live(self, e: int, t: int) -> bool:
+        return bool(self.s.active[t % self.period, e]) and not self.removed[e] \
+            and self.status[self.dst[e]] != CRASHED
+
+    def _can_write(self, j: int, t: int) -> bool:
+        return all(self.slot[e] == EMPTY for e in self.out_edges[j] if self._edge_live(e, t))
+
+    def _resume(self, i: int) -> None:
+        if self.status[i] == CRASHED:
+            return
+        self.status[i] = RUNNING
+        code, p1, p2 = self.s.compute
+        c = self.s.agent_factor[i] * rng.sample(code, p1, p2, self.compute_keys[i], self.k[i])
+        self._push(self.now + c, EV_UPDATE, i)
+
+    # ---------------------------------------------------------------- GALA
+
+    def _write(self, j: int, t: int) -> None:
+        code, p1, p2 = self.s.delay
+        for e in self.out_edges[j]:
+            if not self._edge_live(e, t):
+                continue
+            self.payload[e] = self.x[j]
+            self.slot[e] = IN_FLIGHT
+            self.write_k[e] = self.k[self.dst[e]]
+            delay = self.s.edge_factor[e] * rng.sample(code, p1, p2, self.delay_keys[e], self.seq_e[e])
+            lost = self.s.drop > 0 and rng.uniform(self.drop_keys[e], self.seq_e[e]) < self.s.drop
+            self.seq_e[e] += 1
+            self.sent += 1
+            self.events += 1
+            if self.certificate:
+                self.prod[self.n + e] = self.prod[j]
+                self.g[self.n + e] = self.g[j]
+            if lost:
+                self.dropped += 1
+                self._push(self.now + delay, EV_LOST, e)
+            else:
+                self._push(self.now + delay, EV_ARRIVAL, e)
+        self.pending[j] = False
+
+    def _ready(self, i: int) -> bool:
+        has_live = any_arrived = False
+        for e in self.in_edges[i]:
+            if self.slot[e] == ARRIVED:
+                any_arrived = True
+                continue
+            if self.removed[e] or self.status[self.src[e]] == CRASHED:
+                continue
+            has_live = True
+            if not self.s.mix_any:
+                return False
+        return (any_arrived or not has_live) if self.s.mix_any else True
+
+    def _slot_freed(self, e: int) -> None:
+        j = self.src[e]
+        if self.status[j] == BLOCKED and self.pending[j] and self._can_write(j, self.k[j] - 1):
+            self._write(j, self.k[j] - 1)
+
+    def _mix(self, i: int) -> None:
+        fresh = [e for e in self.in_edges[i] if self.slot[e] == ARRIVED]
+        self.stale[i] = 0
+        if not fresh:
+            return
+        for e in fresh:
+            self.x[i] += self.payload[e]
+        inv = 1.0 / (len(fresh) + 1)
+        self.x[i] *= inv
+        if self.certificate:
+            for e in fresh:
+                self.prod[i] += self.prod[self.n + e]
+                self.g[i] += self.g[self.n + e]
+            self.prod[i] *= inv
+            self.g[i] *= inv
+        for e in fresh:
+            self.slot[e] = EMPTY
+            self.max_age = max(self.max_age, self.k[i] - self.write_k[e])
+        self.events += 1
+        self.dirty = True
+        for e in self.in_edges[i]:
+            if self.slot[e] == EMPTY:
+                self._slot_freed(e)
+
+    def _wake(self, r: int) -> None:
+        if self.status[r] == BLOCKED and self._ready(r):
+            self._mix(r)
+            self._resume(r)
+
+    def _arrival(self, e: int) -> None:
+        self.events += 1
+        if self.removed[e]:
+            self.slot[e] = EMPTY
+            self.dropped += 1
+            self._slot_freed(e)
+            return
+        self.slot[e] = ARRIVED
+        self._wake(self.dst[e])
+
+    def _lost(self, e: int) -> None:
+        self.events += 1
+        self.slot[e] = EMPTY
+        self._slot_freed(e)
+
+    def _gala_after_update(self, i: int) -> None:
+        t = self.k[i] - 1
+        if self._can_write(i, t):
+            self._write(i, t)
+        else:
+            self.skipped += sum(1 for e in self.out_edges[i] if self._edge_live(e, t))
+            self.pending[i] = True
+        if self._ready(i):
+            self._mix(i)
+            self._resume(i)
+        elif self.s.sync_freq >= 0 and self.stale[i] >= self.s.sync_freq:
+            self.status[i] = BLOCKED
+        else:
+            self.stale[i] += 1
+            self.max_stale = max(self.max_stale, self.stale[i])
+            self._resume(i)
+
+    # ---------------------------------------------------------------- push-sum
+
+    def _ps_send(self, i: int) -> None:
+        t = self.k[i] - 1
+        live_out = [e for e in self.out_edges[i] if self._edge_live(e, t)]
+        if not live_out:
+            return
+        share = 1.0 / (len(live_out) + 1)
+        code, p1, p2 = self.s.delay
+        for e in live_out:
+            delay = self.s.edge_factor[e] * rng.sample(code, p1, p2, self.delay_keys[e], self.seq_e[e])
+            lost = self.s.drop > 0 and rng.uniform(self.drop_keys[e], self.seq_e[e]) < self.s.drop
+            self.seq_e[e] += 1
+            self.sent += 1
+            self.events += 1
+            if lost:
+                self.dropped += 1
+                self.lost_w += self.w[i] * share
+                continue
+            if not self.pool_free:  # same id allocation order as the Cython pool
+                capacity = max(16, 2 * self.E) if self.pool_cap == 0 else 2 * self.pool_cap
+                self.pool_free.extend(range(capacity - 1, self.pool_cap - 1, -1))
+                self.pool_cap = capacity
+            m = self.pool_free.pop()
+            self.pool[m] = (self.x[i] * share, self.w[i] * share, e)
+            self._push(self.now + delay, EV_ARRIVAL, m)
+        self.x[i] *= share
+        self.w[i] *= share
+
+    def _ps_arrival(self, m: int) -> None:
+        x_share, w_share, e = self.pool.pop(m)
+        self.events += 1
+        if self.removed[e]:
+            self.dropped += 1
+            self.lost_w += w_share
+        else:
+            self.acc_x[self.dst[e]] += x_share
+            self.acc_w[self.dst[e]] += w_share
+        self.pool_free.append(m)
+
+    def _ps_receive(self, i: int) -> None:
+        if self.acc_w[i] > 0:
+            self.x[i] += self.acc_x[i]
+            self.acc_x[i] = 0.0
+            self.w[i] += self.acc_w[i]
+            self.acc_w[i] = 0.0
+            self.stale[i] = 0
+            self.events += 1
+        else:
+            self.stale[i] += 1
+            self.max_stale = max(self.max_stale, self.stale[i])
+
+    # ---------------------------------------------------------------- updates
+
+    def _z(self) -> np.ndarray:
+        return self.x / self.w[:, None]
+
+    def _builtin_delta(self, i: int) -> np.ndarray:
+        s, d = self.s, self.d
+        zi = self.x[i] / self.w[i]
+        if s.update == AWAY_FROM_MEAN:
+            mean = self._z().mean(axis=0)
+            diff = zi - mean
+            norm = math.sqrt(float(diff @ diff))
+            if norm > 1e-12 * (1.0 + math.sqrt(float(mean @ mean))):
+                return diff * (self.step / norm)
+        elif s.update == RANDOM:
+            g = np.array([rng.normal(self.update_keys[i], self.k[i] * d + c) for c in range(d)])
+            return g * (self.step / math.sqrt(float(g @ g)))
+        elif s.update == QUADRATIC:
+            grad = zi - s.targets[i]
+            norm = math.sqrt(float(grad @ grad))
+            return grad * (-s.lr * (s.L / norm if norm > s.L else 1.0))
+        delta = np.zeros(d)
+        delta[0] = self.step if i < (self.n + 1) // 2 else -self.step
+        return delta
+
+    def _apply_update(self, i: int, delta: np.ndarray) -> None:
+        self.max_update_norm = max(self.max_update_norm, math.sqrt(float(delta @ delta)))
+        self.x[i] += self.w[i] * delta
+        self.injected_x += self.w[i] * delta
+        self.k[i] += 1
+        self.events += 1
+        self.dirty = True
+        if self.k[i] == self.s.iterations:
+            self.reached += 1
+        if self.certificate:
+            self.g[i] += self.step
+            self.gmax = max(self.gmax, self.g[i])
+            if self.k[i] == self.win_start_k[i] + self.window:
+                self.win_count += 1
+        if self.s.protocol == PUSH_SUM:
+            self._ps_send(i)
+            self._ps_receive(i)
+            self._resume(i)
+        else:
+            self._gala_after_update(i)
+
+    # ---------------------------------------------------------------- faults
+
+    def _crash(self, i: int) -> None:
+        self.events += 1
+        if self.status[i] == CRASHED:
+            return
+        self.status[i] = CRASHED
+        self.live -= 1
+        if self.k[i] >= self.s.iterations:
+            self.reached -= 1
+        if self.certificate and self.k[i] >= self.win_start_k[i] + self.window:
+            self.win_count -= 1
+        if self.s.protocol == PUSH_SUM:
+            return
+        for e in self.out_edges[i]:
+            self._wake(self.dst[e])
+        for e in self.in_edges[i]:
+            self._slot_freed(e)
+
+    def _remove_link(self, e: int) -> None:
+        self.events += 1
+        self.removed[e] = True
+        if self.s.protocol == PUSH_SUM:
+            return
+        self._wake(self.dst[e])
+        self._slot_freed(e)
+
+    # ---------------------------------------------------------------- observation
+
+    def _close_window(self) -> None:
+        rows = list(range(self.n)) + [self.n + e for e in range(self.E) if self.slot[e] != EMPTY]
+        live = self.prod[rows]
+        tau = 0.0
+        for a in range(len(rows)):
+            if a + 1 < len(rows):
+                tau = max(tau, 0.5 * float(np.abs(live[a + 1:] - live[a]).sum(axis=1).max()))
+        self.cert_D = tau * self.cert_D + 2.0 * self.gmax
+        self.last_tau = tau
+        self.windows += 1
+        if tau > 0.9:
+            self.window *= 2
+        elif tau < 0.1 and self.window > 1:
+            self.window //= 2
+        self.prod = np.eye(self.n + self.E)
+        self.g[:] = 0.0
+        self.gmax = 0.0
+        self.win_count = 0
+        self.win_start_k = list(self.k)
+
+    def _end_batch(self) -> None:
+        bound = math.inf
+        if self.dirty:
+            self.dirty = False
+            z = self._z()
+            dist = float(np.sqrt(((z - z.mean(axis=0)) ** 2).sum(axis=1)).max())
+            self.sup_distance = max(self.sup_distance, dist)
+            if self.certificate:
+                bound = self.cert_D + 2.0 * self.gmax
+                self.cert_sup = max(self.cert_sup, bound)
+            self.obs_count += 1
+            if self.obs_count % self.stride == 0:
+                diam = math.nan
+                if self.n <= 256:
+                    diff = z[:, None, :] - z[None, :, :]
+                    diam = float(np.sqrt((diff ** 2).sum(axis=2)).max())
+                self.traj.append([self.now, dist, diam, bound if self.certificate else math.nan])
+                if len(self.traj) == 2 * self.samples:
+                    self.traj = self.traj[1::2]
+                    self.stride *= 2
+        if self.certificate and self.live > 0 and self.win_count >= self.live:
+            self._close_window()
+        if self.reached >= self.live:
+            self.finished = True
+
+    # ---------------------------------------------------------------- loop
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        s = self.s
+        for i in range(self.n):
+            self._resume(i)
+        for i in range(self.n):
+            if math.isfinite(s.crash_time[i]):
+                self._push(float(s.crash_time[i]), EV_CRASH, i)
+        for e in range(self.E):
+            if math.isfinite(s.link_time[e]):
+                self._push(float(s.link_time[e]), EV_LINK, e)
+        while True:
+            if not self.heap:
+                self._end_batch()
+                if not self.finished:
+                    self.deadlock = True
+                break
+            if self.heap[0][0] != self.now:
+                self._end_batch()
+                if self.finished:
+                    break
+            t, _, kind, target = heapq.heappop(self.heap)
+            self.now = t
+            if kind == EV_UPDATE:
+                if self.status[target] == CRASHED:
+                    continue
+                if s.update == CALLBACK:
+                    params = self.x[target] / self.w[target]
+                    delta = np.asarray(s.callback(target, self.k[target], params), dtype=float).reshape(-1)
+                else:
+                    delta = self._builtin_delta(target)
+                self._apply_update(target, delta)
+            elif kind == EV_ARRIVAL:
+                if s.protocol == PUSH_SUM:
+                    self._ps_arrival(target)
+                else:
+                    self._arrival(target)
+            elif kind == EV_LOST:
+                self._lost(target)
+            elif kind == EV_CRASH:
+                self._crash(target)
+            else:
+                self._remove_link(target)
+        return self._results(time.perf_counter() - started)
+
+    def _results(self, wall: float) -> dict:
+        mass_x = self.x.sum(axis=0) + self.acc_x.sum(axis=0)
+        mass_w = float(self.w.sum() + self.acc_w.sum())
+        for x_share, w_share, _ in self.pool.values():
+            mass_x = mass_x + x_share
+            mass_w += w_share
+        return {
+            "x": self.x.copy(),
+            "w": self.w.copy(),
+            "iterations": np.array(self.k, dtype=np.int64),
+            "crashed": np.array([st == CRASHED for st in self.status]),
+            "sup_distance": self.sup_distance,
+            "certificate": self.cert_sup if self.certificate else math.nan,
+            "windows": self.windows,
+            "last_tau": self.last_tau if self.windows else math.nan,
+            "max_staleness": self.max_stale,
+            "max_message_age": self.max_age,
+            "virtual_time": self.now,
+            "events": self.events,
+            "sent": self.sent,
+            "skipped": self.skipped,
+            "dropped": self.dropped,
+            "deadlock": self.deadlock,
+            "max_update_norm": self.max_update_norm,
+            "mass_x": mass_x,
+            "mass_w": mass_w,
+            "injected_x": self.injected_x.copy(),
+            "lost_w": self.lost_w,
+            "trajectory": np.array(self.traj, dtype=float).reshape(-1, 4),
+            "wall_time": wall,
+        }

@@ -1,0 +1,58 @@
+"""The result of one simulation: a flat summary and a sampled trajectory."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TRAJECTORY_COLUMNS = ("time", "distance", "diameter", "certificate")
+
+
+@dataclass
+class SimResult:
+    """What :func:`galasim.simulate` returns.
+
+    Attributes
+    ----------
+    config : dict
+        The normalised arguments (model objects rendered as their grammar strings).
+    summary : dict
+        Scalars: ``empirical`` (sup over observations of max_i ||x_i - mean||), ``certificate``,
+        ``epsilon``, ``bound_holds``, ``assumptions_hold``, ``violated``, staleness, iteration
+        counts, ``virtual_time``, ``throughput`` and ``throughput_vs_allreduce``, event and message
+        counts, ``events_per_second``, ``deadlock``... (see the README's table of summary fields).
+    trajectory : pandas.DataFrame
+        A sample of the observations: ``time``, ``distance`` (max_i ||x_i - mean||), ``diameter``
+        (max_ij ||x_i - x_j||, for n <= 256) and ``certificate`` (the bound in force at that time).
+    state : numpy.ndarray
+        Final parameters, one row per agent (de-biased x/w for push-sum).
+    """
+
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    trajectory: pd.DataFrame
+    state: np.ndarray = field(repr=False)
+    diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_series(self) -> pd.Series:
+        """Config and summary as one row, ready for a results table."""
+        return pd.Series({**self.config, **self.summary})
+
+    def __str__(self) -> str:
+        s = self.summary
+        holds = {True: "holds", False: "VIOLATED", None: "not claimed"}[s["bound_holds"]]
+        lines = [
+            f"{self.config['protocol']} on {self.config['topology']} "
+            f"(n={self.config['agents']}, d={self.config['dim']}, seed={self.config['seed']})",
+            f"  empirical  {s['empirical']:.6g}   certificate  {s['certificate']:.6g}   "
+            f"epsilon  {s['epsilon']:.6g}   bound {holds}",
+            f"  iterations/agent  min {s['iterations_min']}  mean {s['iterations_mean']:.1f}   "
+            f"virtual time {s['virtual_time']:.6g}   throughput x{s['throughput_vs_allreduce']:.3f} all-reduce",
+            f"  events {s['events']}  ({s['events_per_second']:.3g}/s)   messages sent {s['messages_sent']} "
+            f"skipped {s['messages_skipped']} dropped {s['messages_dropped']}   max staleness {s['max_staleness']}",
+        ]
+        if s["violated"]:
+            lines.append(f"  assumptions violated: {s['violated']}")
+        return "\n".join(lines)

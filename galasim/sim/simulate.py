@@ -1,0 +1,361 @@
+"""``galasim.simulate``: validate a configuration, run an engine, and report the three numbers."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from galasim import topology as topo
+from galasim.gossip import ALLREDUCE, GALA, PUSH_SUM, Protocol, protocol as make_protocol
+from galasim.sim import allreduce
+from galasim.sim.models import (
+    ComputeModel,
+    DelayModel,
+    Faults,
+    UpdateModel,
+    parse_compute,
+    parse_delays,
+    parse_faults,
+    parse_updates,
+)
+from galasim.sim.result import TRAJECTORY_COLUMNS, SimResult
+from galasim.sim.spec import EngineSpec
+
+ENGINES = ("cython", "reference")
+# The certificate keeps a dense (n + E)^2 product of the realised maps: beyond this many rows
+# (32 MB) "auto" skips it rather than exhaust memory.
+CERTIFICATE_AUTO_MAX_ROWS = 2048
+
+
+def _positive(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def _integer(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _resolve_topology(topology: Any, agents: int | None, peers: int, seed: int):
+    """A validated DiGraph or Schedule, and its display name."""
+    if isinstance(topology, str):
+        n = 8 if agents is None else _integer("agents", agents, 2)
+        return topo.build(topology, n, peers=peers, seed=seed), topology
+    if topo.is_schedule(topology):
+        graph = topology
+    elif isinstance(topology, nx.Graph):
+        graph = topo.validate(topology) if isinstance(topology, nx.DiGraph) else topo.from_networkx(topology)
+    else:
+        raise ValueError(
+            f"topology must be a name ({', '.join(topo.NAMES)}), a networkx graph or a "
+            f"galasim.topology.Schedule; got {type(topology).__name__}"
+        )
+    if agents is not None and agents != _order(graph):
+        raise ValueError(f"agents={agents} does not match the topology's {_order(graph)} agents")
+    return graph, graph.name if topo.is_schedule(graph) else graph.graph.get("name", "graph")
+
+
+def _order(graph) -> int:
+    return graph.n if topo.is_schedule(graph) else graph.number_of_nodes()
+
+
+def _edge_layout(graph) -> tuple[list[tuple[int, int]], np.ndarray, list]:
+    """Union edges in receiver order, the per-iteration activity mask and the period's graphs."""
+    graphs = list(graph) if topo.is_schedule(graph) else [graph]
+    edges = sorted({(u, v) for g in graphs for u, v in g.edges()}, key=lambda e: (e[1], e[0]))
+    index = {e: k for k, e in enumerate(edges)}
+    active = np.zeros((len(graphs), len(edges)), dtype=np.uint8)
+    for t, g in enumerate(graphs):
+        for e in g.edges():
+            active[t, index[e]] = 1
+    return edges, active, graphs
+
+
+def build_spec(
+    graph,
+    proto: Protocol,
+    *,
+    dim: int,
+    iterations: int,
+    lr: float,
+    L: float,
+    updates: UpdateModel,
+    compute: ComputeModel,
+    delays: DelayModel,
+    faults: Faults,
+    seed: int,
+    certificate: bool,
+    samples: int,
+) -> EngineSpec:
+    """Lower a validated configuration to the flat :class:`EngineSpec` both engines read."""
+    n = _order(graph)
+    edges, active, graphs = _edge_layout(graph)
+    E = len(edges)
+    src = np.array([u for u, _ in edges], dtype=np.int64)
+    dst = np.array([v for _, v in edges], dtype=np.int64)
+    in_indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
+    out_edges = np.array(sorted(range(E), key=lambda e: (src[e], dst[e])), dtype=np.int64)
+    out_indptr = np.searchsorted(src[out_edges], np.arange(n + 1)).astype(np.int64)
+
+    setup_rng = np.random.default_rng(seed)
+    agent_factor = compute.agent_factors(n, setup_rng)
+    targets = setup_rng.normal(size=(n, dim))
+    edge_factor = np.ones(E)
+    if delays.per_edge:
+        for k, (u, v) in enumerate(edges):
+            attrs = next((g.edges[u, v] for g in graphs if g.has_edge(u, v)), {})
+            edge_factor[k] = float(attrs.get("delay", 1.0))
+            if not (math.isfinite(edge_factor[k]) and edge_factor[k] >= 0):
+                raise ValueError(f"edge {u}->{v} has delay {attrs.get('delay')!r}; need a finite number >= 0")
+
+    crash_time = np.full(n, np.inf)
+    for agent, t in faults.crashes:
+        if agent >= n:
+            raise ValueError(f"crash:{agent}@{t:g} names agent {agent}, but agents are 0..{n - 1}")
+        crash_time[agent] = min(crash_time[agent], t)
+    link_time = np.full(E, np.inf)
+    edge_index = {e: k for k, e in enumerate(edges)}
+    for u, v, t in faults.link_removals:
+        if (u, v) not in edge_index:
+            raise ValueError(f"link:{u}->{v}@{t:g}: {u}->{v} is not an edge of the topology")
+        link_time[edge_index[u, v]] = min(link_time[edge_index[u, v]], t)
+
+    return EngineSpec(
+        protocol=proto.code,
+        n=n,
+        dim=dim,
+        iterations=iterations,
+        lr=lr,
+        L=L,
+        update=updates.code,
+        sync_freq=int(proto.sync_freq) if math.isfinite(proto.sync_freq) else -1,
+        mix_any=int(topo.is_schedule(graph)),
+        in_indptr=in_indptr,
+        edge_src=src,
+        edge_dst=dst,
+        out_indptr=out_indptr,
+        out_edges=out_edges,
+        active=active,
+        compute=compute.base.engine_params(),
+        agent_factor=agent_factor,
+        delay=delays.base.engine_params(),
+        edge_factor=edge_factor,
+        drop=faults.drop,
+        crash_time=crash_time,
+        link_time=link_time,
+        targets=targets,
+        seed=seed,
+        certificate=int(certificate),
+        window=max(2, n // 2),
+        samples=samples,
+        callback=updates.callback,
+    )
+
+
+def _violations(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults) -> list[str]:
+    """Which of (A1)-(A4) the run broke, each as a sentence a user can act on."""
+    found = []
+    step = spec.lr * spec.L
+    if raw["max_update_norm"] > step * (1 + 1e-9):
+        found.append(f"A1: an update of norm {raw['max_update_norm']:.4g} exceeds alpha*L = {step:.4g}")
+    for agent, t in faults.crashes:
+        if raw["crashed"][agent]:
+            found.append(f"A3: agent {agent} crashed at t={t:g} and no longer mixes (the network is no longer strongly connected)")
+    if faults.link_removals and proto.code != ALLREDUCE:
+        removed = {(u, v) for u, v, t in faults.link_removals if t <= raw["virtual_time"]}
+        graphs = list(graph) if topo.is_schedule(graph) else [graph]
+        union = nx.DiGraph()
+        union.add_nodes_from(range(spec.n))
+        union.add_edges_from((u, v) for g in graphs for u, v in g.edges() if (u, v) not in removed)
+        if removed and not nx.is_strongly_connected(union):
+            found.append(f"A3: removing link(s) {sorted(removed)} leaves a graph that is not strongly connected")
+    if proto.code == GALA and not proto.staleness_bounded:
+        found.append("A4: sync_freq=inf, so staleness is unbounded")
+    if raw["deadlock"]:
+        found.append("the run deadlocked: agents wait for messages that can never arrive")
+    return found
+
+
+def simulate(
+    topology: Any = "ring",
+    protocol: str | Protocol = "gala",
+    *,
+    agents: int | None = None,
+    dim: int = 8,
+    iterations: int = 1000,
+    lr: float = 0.01,
+    L: float = 1.0,
+    updates: str | Callable | UpdateModel = "two-camp",
+    compute: str | float | ComputeModel = "exponential:1",
+    delays: str | float | DelayModel | None = 0.0,
+    sync_freq: int | float | str | None = None,
+    faults: str | Faults | None = None,
+    seed: int = 0,
+    peers: int = 1,
+    certificate: bool | str = "auto",
+    trajectory_samples: int = 200,
+    engine: str = "cython",
+) -> SimResult:
+    """Simulate asynchronous gossip in virtual time and check the epsilon-ball bound.
+
+    Parameters
+    ----------
+    topology : str, networkx graph or Schedule
+        A name from :data:`galasim.topology.NAMES` (with ``agents`` and ``peers``), a graph whose
+        edge ``j -> i`` means i receives from j (undirected graphs gossip both ways), or a
+        time-varying :class:`galasim.topology.Schedule`.
+    protocol : {"gala", "sync-gossip", "allreduce", "push-sum"}
+    agents : int, optional
+        Number of agents for a named topology (default 8).
+    dim : int
+        Dimension d of each agent's parameters.
+    iterations : int
+        Local updates every (live) agent completes; faster agents keep going meanwhile.
+    lr, L : float
+        Learning rate alpha and update bound L: every surrogate update has norm <= alpha L.
+    updates : str or callable
+        ``two-camp``, ``away-from-mean``, ``random``, ``quadratic``, or ``f(agent, k, x) -> delta``.
+    compute, delays, faults : str, number or model object
+        The model grammar of :mod:`galasim.sim.models`, e.g. ``compute="stragglers:0.25,4"``,
+        ``delays=2.0`` (exponential with mean 2 compute units), ``faults="crash:3@500"``.
+    sync_freq : int, "inf" or None
+        GALA's staleness bound (None: the protocol's default, 4; 0 always waits).
+    seed : int
+        Everything random derives from it: equal seeds give equal results.
+    certificate : bool or "auto"
+        Track the data-dependent bound (a dense (n+E)^2 product); "auto" does when n+E <= 2048.
+    trajectory_samples : int
+        About how many observations the returned trajectory keeps.
+    engine : {"cython", "reference"}
+        The compiled scheduler, or the pure-Python reference with identical semantics.
+
+    Returns
+    -------
+    SimResult
+
+    Examples
+    --------
+    >>> import galasim
+    >>> r = galasim.simulate("ring", agents=8, iterations=200, delays=1.0, seed=1)
+    >>> r.summary["bound_holds"], r.summary["empirical"] <= r.summary["certificate"]
+    (True, True)
+    >>> galasim.simulate("ring", "allreduce", agents=8, iterations=50).summary["empirical"]
+    0.0
+    """
+    proto = make_protocol(protocol, sync_freq)
+    dim = _integer("dim", dim, 1)
+    iterations = _integer("iterations", iterations, 1)
+    lr = _positive("lr", lr)
+    L = _positive("L", L)
+    seed = _integer("seed", seed, 0)
+    peers = _integer("peers", peers, 1)
+    samples = _integer("trajectory_samples", trajectory_samples, 2)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    if certificate not in (True, False, "auto"):
+        raise ValueError(f"certificate must be True, False or 'auto', got {certificate!r}")
+    update_model = parse_updates(updates)
+    compute_model = parse_compute(compute)
+    delay_model = parse_delays(delays)
+    fault_model = parse_faults(faults)
+    graph, topology_name = _resolve_topology(topology, agents, peers, seed)
+    n = _order(graph)
+    edges = len(_edge_layout(graph)[0])
+    track = certificate is True or (certificate == "auto" and n + edges <= CERTIFICATE_AUTO_MAX_ROWS)
+
+    spec = build_spec(
+        graph, proto, dim=dim, iterations=iterations, lr=lr, L=L, updates=update_model,
+        compute=compute_model, delays=delay_model, faults=fault_model, seed=seed,
+        certificate=track, samples=samples,
+    )
+    if proto.code == ALLREDUCE:
+        raw = allreduce.run(spec)
+    elif engine == "cython":
+        from galasim._scheduler import Engine
+
+        raw = Engine(spec).run()
+    else:
+        from galasim.sim.reference import ReferenceEngine
+
+        raw = ReferenceEngine(spec).run()
+
+    config = {
+        "topology": topology_name,
+        "protocol": proto.name,
+        "agents": n,
+        "dim": dim,
+        "iterations": iterations,
+        "lr": lr,
+        "L": L,
+        "updates": str(update_model),
+        "compute": str(compute_model),
+        "delays": str(delay_model),
+        "sync_freq": proto.sync_freq,
+        "faults": str(fault_model),
+        "seed": seed,
+        "peers": peers,
+        "engine": engine,
+    }
+    summary = _summarise(raw, spec, proto, graph, fault_model, track)
+    trajectory = pd.DataFrame(raw["trajectory"], columns=list(TRAJECTORY_COLUMNS))
+    state = raw["x"] / raw["w"][:, None]
+    return SimResult(config, summary, trajectory, state, diagnostics=raw)
+
+
+def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults, track: bool) -> dict:
+    from galasim.sim.bounds import epsilon_for_run
+
+    violated = _violations(raw, spec, proto, graph, faults)
+    tau = max(raw["max_staleness"], raw["max_message_age"])
+    epsilon, log10_epsilon = epsilon_for_run(graph, proto, spec, tau)
+    certificate = raw["certificate"]
+    empirical = raw["sup_distance"]
+    assumptions_hold = not violated
+    if proto.code == PUSH_SUM or (proto.code == GALA and not track) or not assumptions_hold:
+        bound_holds = None  # nothing is claimed: no certificate, or an assumption failed
+    else:
+        bound_holds = bool(empirical <= certificate * (1 + 1e-9) + 1e-12 and certificate <= epsilon)
+    live = ~raw["crashed"]
+    iters = raw["iterations"][live] if live.any() else raw["iterations"]
+    virtual_time = raw["virtual_time"]
+    total_updates = int(raw["iterations"].sum())
+    throughput = total_updates / virtual_time if virtual_time > 0 else math.nan
+    baseline_time = allreduce.makespan(spec)
+    allreduce_throughput = spec.n * spec.iterations / baseline_time if baseline_time > 0 else math.nan
+    traj = raw["trajectory"]
+    return {
+        "empirical": float(empirical),
+        "empirical_diameter": float(np.nanmax(traj[:, 2])) if len(traj) and np.isfinite(traj[:, 2]).any() else math.nan,
+        "certificate": float(certificate),
+        "epsilon": float(epsilon),
+        "log10_epsilon": float(log10_epsilon),
+        "bound_holds": bound_holds,
+        "assumptions_hold": assumptions_hold,
+        "violated": "; ".join(violated),
+        "max_staleness": int(raw["max_staleness"]),
+        "max_message_age": int(raw["max_message_age"]),
+        "iterations_min": int(iters.min()),
+        "iterations_mean": float(iters.mean()),
+        "virtual_time": float(virtual_time),
+        "throughput": float(throughput),
+        "allreduce_throughput": float(allreduce_throughput),
+        "throughput_vs_allreduce": float(throughput / allreduce_throughput),
+        "events": int(raw["events"]),
+        "events_per_second": float(raw["events"] / raw["wall_time"]) if raw["wall_time"] > 0 else math.nan,
+        "wall_time": float(raw["wall_time"]),
+        "messages_sent": int(raw["sent"]),
+        "messages_skipped": int(raw["skipped"]),
+        "messages_dropped": int(raw["dropped"]),
+        "deadlock": bool(raw["deadlock"]),
+        "certificate_windows": int(raw["windows"]),
+    }
