@@ -11,22 +11,41 @@ cimports :func:`dobrushin_dense` to certify the products of realised gossip matr
 
 from libc.math cimport fabs
 
+# Rows a are taken in tiles of _ROW_TILE so that each row b, once loaded, is compared with a whole
+# tile while it sits in L1: the matrix is streamed n / _ROW_TILE times instead of n times.
+cdef enum:
+    _ROW_TILE = 16
+
+
+cdef inline double _l1_distance(const double* x, const double* y, Py_ssize_t n) noexcept nogil:
+    """sum_l |x_l - y_l| with four partial sums: independent add chains the compiler can vectorise."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef Py_ssize_t l = 0
+    while l + 4 <= n:
+        s0 += fabs(x[l] - y[l])
+        s1 += fabs(x[l + 1] - y[l + 1])
+        s2 += fabs(x[l + 2] - y[l + 2])
+        s3 += fabs(x[l + 3] - y[l + 3])
+        l += 4
+    while l < n:
+        s0 += fabs(x[l] - y[l])
+        l += 1
+    return (s0 + s1) + (s2 + s3)
+
 
 cdef double dobrushin_dense(const double* M, Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
     """tau_1 of the n x n row-major matrix at M whose rows are `stride` doubles apart."""
-    cdef Py_ssize_t a, b, l
+    cdef Py_ssize_t a0, a, a_end, b
     cdef double worst = 0.0, dist
-    cdef const double* row_a
     cdef const double* row_b
-    for a in range(n):
-        row_a = M + a * stride
-        for b in range(a + 1, n):
+    for a0 in range(0, n, _ROW_TILE):
+        a_end = min(a0 + _ROW_TILE, n)
+        for b in range(a0 + 1, n):
             row_b = M + b * stride
-            dist = 0.0
-            for l in range(n):
-                dist += fabs(row_a[l] - row_b[l])
-            if dist > worst:
-                worst = dist
+            for a in range(a0, min(a_end, b)):
+                dist = _l1_distance(M + a * stride, row_b, n)
+                if dist > worst:
+                    worst = dist
     return 0.5 * worst
 
 

@@ -17,6 +17,9 @@ import time
 
 import numpy as np
 
+from galasim.sim.models import callback_delta
+from galasim.sim.result import MAX_DIAMETER_AGENTS, diameter
+
 from libc.math cimport INFINITY, NAN, cos, exp, fabs, isfinite, log, pow, sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -241,6 +244,8 @@ cdef class Engine:
 
     # trajectory sample (stride doubles whenever the buffer fills)
     cdef double[:, ::1] traj
+    cdef double[:, :, ::1] traj_states   # the sampled states, for their diameters (n <= 256)
+    cdef bint keep_states
     cdef Py_ssize_t traj_n, obs_count, stride
 
     def __cinit__(self):
@@ -337,6 +342,8 @@ cdef class Engine:
             self._tree_set(i, 0.0)
         self.samples = max(2, spec.samples)
         self.traj = np.full((2 * self.samples + 1, 4), np.nan)
+        self.keep_states = n <= MAX_DIAMETER_AGENTS
+        self.traj_states = np.zeros((2 * self.samples + 1 if self.keep_states else 1, n, d))
         self.stride = 1
 
     # ------------------------------------------------------------------ small helpers (nogil)
@@ -781,19 +788,6 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ observation
 
-    cdef double _diameter(self) noexcept nogil:
-        cdef int64_t a, b, c
-        cdef double worst = 0.0, s, v
-        for a in range(self.n):
-            for b in range(a + 1, self.n):
-                s = 0.0
-                for c in range(self.d):
-                    v = self.x[a, c] / self.w[a] - self.x[b, c] / self.w[b]
-                    s += v * v
-                if s > worst:
-                    worst = s
-        return sqrt(worst)
-
     cdef void _close_window(self) noexcept nogil:
         cdef int64_t r, e, count = 0, N = self.prod.shape[0]
         cdef double tau
@@ -825,7 +819,7 @@ cdef class Engine:
     cdef void _end_batch(self) noexcept nogil:
         """All events at self.now are processed: observe the state, close windows, test the end."""
         cdef double worst, bound = INFINITY
-        cdef Py_ssize_t row, keep
+        cdef Py_ssize_t row, keep, i, c
         cdef bint sample
         if self.dirty:
             self.dirty = False
@@ -840,12 +834,17 @@ cdef class Engine:
                 row = self.traj_n
                 self.traj[row, 0] = self.now
                 self.traj[row, 1] = worst
-                self.traj[row, 2] = self._diameter() if self.n <= 256 else NAN
                 self.traj[row, 3] = bound if self.certificate else NAN
+                if self.keep_states:
+                    for i in range(self.n):
+                        for c in range(self.d):
+                            self.traj_states[row, i, c] = self.x[i, c] / self.w[i]
                 self.traj_n += 1
                 if self.traj_n == 2 * self.samples:
                     for keep in range(self.samples):
                         self.traj[keep, :] = self.traj[2 * keep + 1, :]
+                        if self.keep_states:
+                            self.traj_states[keep, :, :] = self.traj_states[2 * keep + 1, :, :]
                     self.traj_n = self.samples
                     self.stride *= 2
         if self.certificate and self.live > 0 and self.win_count >= self.live:
@@ -917,13 +916,7 @@ cdef class Engine:
 
     cdef _callback_update(self, int64_t i):
         params = np.asarray(self.x[i]) / self.w[i]
-        delta = np.asarray(self.callback(int(i), int(self.k[i]), params), dtype=np.float64).reshape(-1)
-        if delta.shape[0] != self.d or not np.all(np.isfinite(delta)):
-            raise ValueError(
-                f"the update callback must return {self.d} finite numbers, got {delta!r} "
-                f"(agent {i}, iteration {self.k[i]})"
-            )
-        self.delta[:] = delta
+        np.asarray(self.delta)[:] = callback_delta(self.callback, i, self.k[i], params)
         self._apply_update(i)
 
     def _results(self, double wall):
@@ -938,6 +931,8 @@ cdef class Engine:
                     mass_x += np.array([self.pool_x[m * stride + c] for c in range(self.d)])
                     mass_w += self.pool_x[m * stride + self.d]
         traj = np.asarray(self.traj[: self.traj_n]).copy()
+        if self.keep_states:
+            traj[:, 2] = [diameter(state) for state in np.asarray(self.traj_states[: self.traj_n])]
         return {
             "x": np.asarray(self.x).copy(),
             "w": np.asarray(self.w).copy(),
@@ -963,3 +958,31 @@ cdef class Engine:
             "trajectory": traj,
             "wall_time": wall,
         }
+
+
+def hold_benchmark(Py_ssize_t pending, int64_t events, uint64_t seed=0):
+    """Scheduler-only throughput: the classic "hold" model on the C heap.
+
+    Keeps `pending` events in the heap; each step pops the earliest and pushes a successor an
+    exponential time later. Returns the number of pop+push pairs done (== events).
+    """
+    cdef EventHeap heap
+    cdef Event ev
+    cdef int64_t i
+    cdef uint64_t key = stream_key(seed, S_DELAY, 0)
+    heap.capacity = max(16, 2 * pending)
+    heap.size = 0
+    heap.next_seq = 0
+    heap.items = <Event*>malloc(heap.capacity * sizeof(Event))
+    if heap.items == NULL:
+        raise MemoryError("cannot allocate the event heap")
+    try:
+        with nogil:
+            for i in range(pending):
+                heap_push(&heap, -log(uniform(key, i)), EV_UPDATE, i)
+            for i in range(events):
+                ev = heap_pop(&heap)
+                heap_push(&heap, ev.time - log(uniform(key, pending + i)), EV_UPDATE, ev.target)
+    finally:
+        free(heap.items)
+    return events

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from galasim.sim import rng
-from galasim.sim.models import CALLBACK, QUADRATIC, RANDOM
+from galasim.sim.models import CALLBACK, QUADRATIC, RANDOM, callback_delta
 from galasim.sim.spec import EngineSpec
 
 _CHUNK = 256  # rounds drawn at once: bounds memory at n x 256 doubles
@@ -43,7 +43,7 @@ def _deltas(spec: EngineSpec, x: np.ndarray, k: int) -> np.ndarray:
     """Every agent's update at the (common) parameters x, one row per agent."""
     n, d, step = spec.n, spec.dim, spec.lr * spec.L
     if spec.update == CALLBACK:
-        return np.array([np.asarray(spec.callback(i, k, x.copy()), dtype=float).reshape(d) for i in range(n)])
+        return np.array([callback_delta(spec.callback, i, k, x.copy()) for i in range(n)])
     if spec.update == RANDOM:
         counters = k * d + np.arange(d)[None, :]
         u1 = rng.uniform_array(spec.seed, rng.UPDATE, np.arange(n)[:, None], 2 * counters)

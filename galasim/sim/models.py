@@ -198,6 +198,17 @@ class UpdateModel:
         return UPDATE_MODELS[self.kind]
 
 
+def callback_delta(callback: Callable, agent: int, k: int, params: np.ndarray) -> np.ndarray:
+    """Call a ``callback`` update model and check it returned ``len(params)`` finite numbers."""
+    delta = np.asarray(callback(int(agent), int(k), params), dtype=np.float64).reshape(-1)
+    if delta.shape[0] != params.shape[0] or not np.all(np.isfinite(delta)):
+        raise ValueError(
+            f"the update callback must return {params.shape[0]} finite numbers, got {delta!r} "
+            f"(agent {agent}, iteration {k})"
+        )
+    return delta
+
+
 def _split(spec: str) -> tuple[str, list[float]]:
     name, _, rest = spec.strip().partition(":")
     try:

@@ -15,7 +15,8 @@ import numpy as np
 
 from galasim.gossip import PUSH_SUM
 from galasim.sim import rng
-from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM
+from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM, callback_delta
+from galasim.sim.result import MAX_DIAMETER_AGENTS, diameter
 from galasim.sim.spec import EngineSpec
 
 EV_UPDATE, EV_ARRIVAL, EV_LOST, EV_CRASH, EV_LINK = range(5)
@@ -365,10 +366,7 @@ class ReferenceEngine:
                 self.cert_sup = max(self.cert_sup, bound)
             self.obs_count += 1
             if self.obs_count % self.stride == 0:
-                diam = math.nan
-                if self.n <= 256:
-                    diff = z[:, None, :] - z[None, :, :]
-                    diam = float(np.sqrt((diff ** 2).sum(axis=2)).max())
+                diam = diameter(z) if self.n <= MAX_DIAMETER_AGENTS else math.nan
                 self.traj.append([self.now, dist, diam, bound if self.certificate else math.nan])
                 if len(self.traj) == 2 * self.samples:
                     self.traj = self.traj[1::2]
@@ -408,7 +406,7 @@ class ReferenceEngine:
                     continue
                 if s.update == CALLBACK:
                     params = self.x[target] / self.w[target]
-                    delta = np.asarray(s.callback(target, self.k[target], params), dtype=float).reshape(-1)
+                    delta = callback_delta(s.callback, target, self.k[target], params)
                 else:
                     delta = self._builtin_delta(target)
                 self._apply_update(target, delta)

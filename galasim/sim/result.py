@@ -8,6 +8,15 @@ import numpy as np
 import pandas as pd
 
 TRAJECTORY_COLUMNS = ("time", "distance", "diameter", "certificate")
+# The diameter of a sampled state costs O(n^2 d): it is reported for networks up to this size.
+MAX_DIAMETER_AGENTS = 256
+
+
+def diameter(state: np.ndarray) -> float:
+    """max_ij ||x_i - x_j|| of the rows of ``state``."""
+    from scipy.spatial.distance import pdist
+
+    return float(pdist(state).max()) if len(state) > 1 else 0.0
 
 
 @dataclass
@@ -25,7 +34,7 @@ class SimResult:
         counts, ``events_per_second``, ``deadlock``... (see the README's table of summary fields).
     trajectory : pandas.DataFrame
         A sample of the observations: ``time``, ``distance`` (max_i ||x_i - mean||), ``diameter``
-        (max_ij ||x_i - x_j||, for n <= 256) and ``certificate`` (the bound in force at that time).
+        (max_ij ||x_i - x_j||, for n <= MAX_DIAMETER_AGENTS) and ``certificate`` (the bound in force at that time).
     state : numpy.ndarray
         Final parameters, one row per agent (de-biased x/w for push-sum).
     """

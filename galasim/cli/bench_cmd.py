@@ -1,0 +1,56 @@
+"""``galasim bench {sim,mixing,sweep}``: measure, print a table, optionally save it."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+from galasim.cli.output import write_table
+
+
+def _machine() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark the scheduler, the mixing analyses or sweep scaling",
+        description="Measure galasim's hot paths against their baselines, in one run, and print "
+        "the medians of several repeats (record them in docs/benchmarks.md).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("target", choices=("sim", "mixing", "sweep"),
+                        help="sim: Cython scheduler vs reference; mixing: slem; sweep: 1 vs all cores")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (figures meaningless)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per measurement (the median is reported)")
+    parser.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    print(f"machine: {_machine()}", file=sys.stderr)
+    if args.target == "sim":
+        from galasim.bench_sim import bench_sim
+
+        table = bench_sim(quick=args.quick, repeats=args.repeats)
+    elif args.target == "mixing":
+        from galasim.bench_mixing import bench_slem
+
+        table = bench_slem(quick=args.quick, repeats=args.repeats)
+    else:
+        from galasim.sweep.runner import bench_sweep_scaling
+
+        table = bench_sweep_scaling(quick=args.quick, repeats=args.repeats)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        write_table(table, args.out)
+    return 0
