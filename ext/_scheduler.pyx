@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from galasim.sim.certificate import PiecewiseCertificate, piece_length
 from galasim.sim.models import callback_delta
 from galasim.sim.result import MAX_DIAMETER_AGENTS, diameter
 
@@ -75,6 +76,7 @@ cdef enum:
     RUN_DONE = 0
     RUN_CALLBACK = 1
     RUN_NOMEM = 2
+    RUN_CLOSE = 3
 
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
 cdef double TWO_PI = 6.283185307179586
@@ -178,18 +180,30 @@ cdef Event heap_pop(EventHeap* h) noexcept nogil:
     return top
 
 
-cdef double dobrushin_rows(double[:, ::1] P, int64_t[::1] rows, Py_ssize_t count) noexcept nogil:
+cdef double dobrushin_rows(const double[:, ::1] P, const int64_t[::1] rows, Py_ssize_t count) noexcept nogil:
     """tau_1 restricted to the listed rows of P (the live part of the augmented state)."""
     cdef Py_ssize_t a, b, l, cols = P.shape[1]
     cdef double worst = 0.0, dist
+    cdef const double* row_a
+    cdef const double* row_b
     for a in range(count):
+        row_a = &P[rows[a], 0]
         for b in range(a + 1, count):
+            row_b = &P[rows[b], 0]
             dist = 0.0
             for l in range(cols):
-                dist += fabs(P[rows[a], l] - P[rows[b], l])
+                dist += fabs(row_a[l] - row_b[l])
             if dist > worst:
                 worst = dist
     return 0.5 * worst
+
+
+def row_dobrushin(const double[:, ::1] P not None, const int64_t[::1] rows not None):
+    """tau_1 of the rows `rows` of P: 1/2 max over row pairs of their L1 distance."""
+    cdef double result
+    with nogil:
+        result = dobrushin_rows(P, rows, rows.shape[0])
+    return result
 
 
 cdef class Engine:
@@ -238,9 +252,11 @@ cdef class Engine:
     # certificate: product of realised event matrices over the current window
     cdef double[:, ::1] prod
     cdef double[::1] g
-    cdef int64_t[::1] win_start_k, live_rows
-    cdef int64_t window, win_count, windows
-    cdef double cert_D, gmax, cert_sup, last_tau
+    cdef int64_t[::1] win_start_k
+    cdef int64_t window, win_count
+    cdef double cert_D, gmax, cert_sup
+    cdef bint close_pending
+    cdef object certifier
 
     # trajectory sample (stride doubles whenever the buffer fills)
     cdef double[:, ::1] traj
@@ -325,11 +341,11 @@ cdef class Engine:
             self._grow_pool(max(16, 2 * E))
 
         self.certificate = spec.certificate and self.protocol == GALA
-        self.window = max(1, spec.window)
         if self.certificate:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
-            self.live_rows = np.zeros(n + E, dtype=np.int64)
+            self.certifier = PiecewiseCertificate(n + E, piece_length(spec.iterations))
+            self.window = self.certifier.piece
             self.win_start_k = np.zeros(n, dtype=np.int64)
         self.zc = np.zeros((n, d))
         self.zsum = np.zeros(d)
@@ -788,33 +804,19 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ observation
 
-    cdef void _close_window(self) noexcept nogil:
-        cdef int64_t r, e, count = 0, N = self.prod.shape[0]
-        cdef double tau
-        for r in range(self.n):
-            self.live_rows[count] = r
-            count += 1
-        for e in range(N - self.n):
-            if self.slot[e] != EMPTY:
-                self.live_rows[count] = self.n + e
-                count += 1
-        tau = dobrushin_rows(self.prod, self.live_rows, count)
-        self.cert_D = tau * self.cert_D + 2.0 * self.gmax
-        self.last_tau = tau
-        self.windows += 1
-        # Adapt the window so that each one contracts by a useful factor (any window is valid).
-        if tau > 0.9:
-            self.window *= 2
-        elif tau < 0.1 and self.window > 1:
-            self.window //= 2
-        self.prod[:, :] = 0.0
-        for r in range(N):
-            self.prod[r, r] = 1.0
-            self.g[r] = 0.0
+    cdef _close_piece(self):
+        """Every live agent finished the piece: fold its product into the certificate (BLAS)."""
+        cdef int64_t r
+        rows = np.concatenate([np.arange(self.n), self.n + np.flatnonzero(np.asarray(self.slot) != EMPTY)])
+        self.cert_D = self.certifier.close(np.asarray(self.prod), 2.0 * self.gmax, rows.astype(np.int64))
+        self.window = self.certifier.piece
+        np.asarray(self.prod)[:] = np.eye(self.prod.shape[0])
+        np.asarray(self.g)[:] = 0.0
         self.gmax = 0.0
         self.win_count = 0
         for r in range(self.n):
             self.win_start_k[r] = self.k[r]
+        self.close_pending = False
 
     cdef void _end_batch(self) noexcept nogil:
         """All events at self.now are processed: observe the state, close windows, test the end."""
@@ -848,7 +850,7 @@ cdef class Engine:
                     self.traj_n = self.samples
                     self.stride *= 2
         if self.certificate and self.live > 0 and self.win_count >= self.live:
-            self._close_window()
+            self.close_pending = True
         if self.reached >= self.live:
             self.finished = True
 
@@ -868,6 +870,8 @@ cdef class Engine:
                 self._end_batch()
                 if self.finished:
                     return RUN_DONE
+                if self.close_pending:
+                    return RUN_CLOSE
             ev = heap_pop(&self.heap)
             self.now = ev.time
             if ev.kind == EV_UPDATE:
@@ -909,6 +913,9 @@ cdef class Engine:
             if rc == RUN_CALLBACK:
                 self._callback_update(self.cb_agent)
                 continue
+            if rc == RUN_CLOSE:
+                self._close_piece()
+                continue
             if rc == RUN_NOMEM:
                 raise MemoryError("out of memory while growing the event heap or message pool")
             break
@@ -940,8 +947,8 @@ cdef class Engine:
             "crashed": np.asarray(self.status) == CRASHED,
             "sup_distance": self.sup_distance,
             "certificate": self.cert_sup if self.certificate else np.nan,
-            "windows": int(self.windows),
-            "last_tau": self.last_tau if self.windows else np.nan,
+            "windows": self.certifier.closed if self.certificate else 0,
+            "last_tau": self.certifier.last_tau if self.certificate else np.nan,
             "max_staleness": int(self.max_stale),
             "max_message_age": int(self.max_age),
             "virtual_time": self.now,

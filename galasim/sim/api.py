@@ -156,7 +156,6 @@ def build_spec(
         targets=targets,
         seed=seed,
         certificate=int(certificate),
-        window=max(2, n // 2),
         samples=samples,
         callback=updates.callback,
     )

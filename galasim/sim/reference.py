@@ -15,6 +15,7 @@ import numpy as np
 
 from galasim.gossip import PUSH_SUM
 from galasim.sim import rng
+from galasim.sim.certificate import PiecewiseCertificate, piece_length
 from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM, callback_delta
 from galasim.sim.result import MAX_DIAMETER_AGENTS, diameter
 from galasim.sim.spec import EngineSpec
@@ -71,13 +72,15 @@ class ReferenceEngine:
         self.sup_distance = self.max_update_norm = self.lost_w = 0.0
 
         self.certificate = bool(spec.certificate) and spec.protocol != PUSH_SUM
-        self.window = max(1, spec.window)
         if self.certificate:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
             self.win_start_k = [0] * n
-        self.win_count = self.windows = 0
-        self.cert_D = self.gmax = self.cert_sup = self.last_tau = 0.0
+            self.certifier = PiecewiseCertificate(n + E, piece_length(spec.iterations))
+            self.window = self.certifier.piece
+        self.win_count = 0
+        self.close_pending = False
+        self.cert_D = self.gmax = self.cert_sup = 0.0
         self.samples = max(2, spec.samples)
         self.traj: list[list[float]] = []
         self.obs_count, self.stride = 0, 1
@@ -334,25 +337,17 @@ class ReferenceEngine:
 
     # ---------------------------------------------------------------- observation
 
-    def _close_window(self) -> None:
-        rows = list(range(self.n)) + [self.n + e for e in range(self.E) if self.slot[e] != EMPTY]
-        live = self.prod[rows]
-        tau = 0.0
-        for a in range(len(rows)):
-            if a + 1 < len(rows):
-                tau = max(tau, 0.5 * float(np.abs(live[a + 1:] - live[a]).sum(axis=1).max()))
-        self.cert_D = tau * self.cert_D + 2.0 * self.gmax
-        self.last_tau = tau
-        self.windows += 1
-        if tau > 0.9:
-            self.window *= 2
-        elif tau < 0.1 and self.window > 1:
-            self.window //= 2
+    def _close_piece(self) -> None:
+        rows = np.array(list(range(self.n)) + [self.n + e for e in range(self.E) if self.slot[e] != EMPTY],
+                        dtype=np.int64)
+        self.cert_D = self.certifier.close(self.prod, 2.0 * self.gmax, rows)
+        self.window = self.certifier.piece
         self.prod = np.eye(self.n + self.E)
         self.g[:] = 0.0
         self.gmax = 0.0
         self.win_count = 0
         self.win_start_k = list(self.k)
+        self.close_pending = False
 
     def _end_batch(self) -> None:
         bound = math.inf
@@ -372,7 +367,7 @@ class ReferenceEngine:
                     self.traj = self.traj[1::2]
                     self.stride *= 2
         if self.certificate and self.live > 0 and self.win_count >= self.live:
-            self._close_window()
+            self.close_pending = True
         if self.reached >= self.live:
             self.finished = True
 
@@ -399,6 +394,8 @@ class ReferenceEngine:
                 self._end_batch()
                 if self.finished:
                     break
+                if self.close_pending:
+                    self._close_piece()
             t, _, kind, target = heapq.heappop(self.heap)
             self.now = t
             if kind == EV_UPDATE:
@@ -436,8 +433,8 @@ class ReferenceEngine:
             "crashed": np.array([st == CRASHED for st in self.status]),
             "sup_distance": self.sup_distance,
             "certificate": self.cert_sup if self.certificate else math.nan,
-            "windows": self.windows,
-            "last_tau": self.last_tau if self.windows else math.nan,
+            "windows": self.certifier.closed if self.certificate else 0,
+            "last_tau": self.certifier.last_tau if self.certificate else math.nan,
             "max_staleness": self.max_stale,
             "max_message_age": self.max_age,
             "virtual_time": self.now,

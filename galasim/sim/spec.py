@@ -45,7 +45,6 @@ class EngineSpec:
     targets: np.ndarray         # float64[n, dim] (quadratic model's b_i)
     seed: int
     certificate: int
-    window: int                 # initial certificate window, in iterations per agent
     samples: int                # trajectory samples to keep (about)
     callback: Callable[[int, int, np.ndarray], Any] | None = None
 
