@@ -26,8 +26,8 @@ from galasim.sim.spec import EngineSpec
 
 ENGINES = ("cython", "reference")
 # The certificate keeps a dense (n + E)^2 product of the realised maps: beyond this many rows
-# (32 MB) "auto" skips it rather than exhaust memory.
-CERTIFICATE_AUTO_MAX_ROWS = 2048
+# "auto" skips it (memory and BLAS time grow as (n + E)^2 and (n + E)^3).
+CERTIFICATE_AUTO_MAX_ROWS = 512
 
 
 def _positive(name: str, value: Any) -> float:
@@ -232,7 +232,7 @@ def simulate(
     seed : int
         Everything random derives from it: equal seeds give equal results.
     certificate : bool or "auto"
-        Track the data-dependent bound (a dense (n+E)^2 product); "auto" does when n+E <= 2048.
+        Track the data-dependent bound (a dense (n+E)^2 product); "auto" does when n+E <= 512.
     trajectory_samples : int
         About how many observations the returned trajectory keeps.
     engine : {"cython", "reference"}

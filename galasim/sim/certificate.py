@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PIECES_PER_RUN = 48  # initial piece length: iterations / 48 (halved while pieces contract well)
-MAX_ENTRIES = 24
+MAX_ENTRIES = 16
 NEGLIGIBLE = 1e-9
 
 
