@@ -35,10 +35,10 @@ cdef inline double _l1_distance(const double* x, const double* y, Py_ssize_t n) 
 
 cdef double dobrushin_dense(const double* M, Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
     """tau_1 of the n x n row-major matrix at M whose rows are `stride` doubles apart."""
-    cdef Py_ssize_t a0, a, a_end, b
+    cdef Py_ssize_t a0 = 0, a, a_end, b
     cdef double worst = 0.0, dist
     cdef const double* row_b
-    for a0 in range(0, n, _ROW_TILE):
+    while a0 < n:
         a_end = min(a0 + _ROW_TILE, n)
         for b in range(a0 + 1, n):
             row_b = M + b * stride
@@ -46,6 +46,7 @@ cdef double dobrushin_dense(const double* M, Py_ssize_t n, Py_ssize_t stride) no
                 dist = _l1_distance(M + a * stride, row_b, n)
                 if dist > worst:
                     worst = dist
+        a0 += _ROW_TILE
     return 0.5 * worst
 
 
