@@ -226,7 +226,7 @@ cdef class Engine:
     cdef double[::1] w, acc_w, delta, mean, injected_x
     cdef double[:, ::1] acc_x
     cdef int64_t[::1] k, stale, write_k, seq_e
-    cdef signed char[::1] status, pending, slot, removed
+    cdef signed char[::1] status, owed, slot, removed
     cdef EventHeap heap
     cdef double now
     cdef bint dirty, finished, deadlock, oom
@@ -327,8 +327,8 @@ cdef class Engine:
         self.write_k = np.zeros(E, dtype=np.int64)
         self.seq_e = np.zeros(E, dtype=np.int64)
         self.status = np.zeros(n, dtype=np.int8)
-        self.pending = np.zeros(n, dtype=np.int8)
         self.slot = np.zeros(E, dtype=np.int8)
+        self.owed = np.zeros(E, dtype=np.int8)
         self.removed = np.zeros(E, dtype=np.int8)
         self.live = n
 
@@ -411,32 +411,37 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ GALA message passing
 
-    cdef void _write(self, int64_t j, int64_t t) noexcept nogil:
-        cdef int64_t p, e, c, rows = self.n
+    cdef void _write_edge(self, int64_t j, int64_t e) noexcept nogil:
+        """Agent j's current parameters leave on edge e (which must be free)."""
+        cdef int64_t c
         cdef double delay
         cdef bint lost
+        for c in range(self.d):
+            self.payload[e, c] = self.x[j, c]
+        self.slot[e] = IN_FLIGHT
+        self.owed[e] = 0
+        self.write_k[e] = self.k[self.edge_dst[e]]
+        delay = self.edge_factor[e] * sample(self.delay, self.delay_keys[e], self.seq_e[e])
+        lost = self.drop > 0 and uniform(self.drop_keys[e], self.seq_e[e]) < self.drop
+        self.seq_e[e] += 1
+        self.sent += 1
+        self.events += 1
+        if self.certificate:
+            self.prod[self.n + e, :] = self.prod[j, :]
+            self.g[self.n + e] = self.g[j]
+        if lost:
+            self.dropped += 1
+            self._push(self.now + delay, EV_LOST, e)
+        else:
+            self._push(self.now + delay, EV_ARRIVAL, e)
+
+    cdef void _serve_owed(self, int64_t j) noexcept nogil:
+        """Blocked agent j writes to every live out-edge it owes a message and that is free."""
+        cdef int64_t p, e, t = self.k[j] - 1
         for p in range(self.out_indptr[j], self.out_indptr[j + 1]):
             e = self.out_edges[p]
-            if not self._edge_live(e, t):
-                continue
-            for c in range(self.d):
-                self.payload[e, c] = self.x[j, c]
-            self.slot[e] = IN_FLIGHT
-            self.write_k[e] = self.k[self.edge_dst[e]]
-            delay = self.edge_factor[e] * sample(self.delay, self.delay_keys[e], self.seq_e[e])
-            lost = self.drop > 0 and uniform(self.drop_keys[e], self.seq_e[e]) < self.drop
-            self.seq_e[e] += 1
-            self.sent += 1
-            self.events += 1
-            if self.certificate:
-                self.prod[rows + e, :] = self.prod[j, :]
-                self.g[rows + e] = self.g[j]
-            if lost:
-                self.dropped += 1
-                self._push(self.now + delay, EV_LOST, e)
-            else:
-                self._push(self.now + delay, EV_ARRIVAL, e)
-        self.pending[j] = 0
+            if self.owed[e] and self.slot[e] == EMPTY and self._edge_live(e, t):
+                self._write_edge(j, e)
 
     cdef bint _ready(self, int64_t i) noexcept nogil:
         """Every live in-peer has a fresh message (static graphs), or any is fresh (schedules)."""
@@ -456,10 +461,10 @@ cdef class Engine:
         return True
 
     cdef void _slot_freed(self, int64_t e) noexcept nogil:
-        """A blocked sender that skipped a write completes it once its out-slots are free."""
+        """A blocked sender still owes edge e a skipped or lost write: it sends it now."""
         cdef int64_t j = self.edge_src[e]
-        if self.status[j] == BLOCKED and self.pending[j] and self._can_write(j, self.k[j] - 1):
-            self._write(j, self.k[j] - 1)
+        if self.status[j] == BLOCKED and self.owed[e] and self._edge_live(e, self.k[j] - 1):
+            self._write_edge(j, e)
 
     cdef void _mix(self, int64_t i) noexcept nogil:
         cdef int64_t e, c, m = 0, lo = self.in_indptr[i], hi = self.in_indptr[i + 1]
@@ -513,24 +518,29 @@ cdef class Engine:
         self._wake(self.edge_dst[e])
 
     cdef void _lost(self, int64_t e) noexcept nogil:
+        """The sender learns its message was dropped: it owes its out-peers a write again."""
         self.events += 1
         self.slot[e] = EMPTY
+        self.owed[e] = 1
         self._slot_freed(e)
 
     cdef void _gala_after_update(self, int64_t i) noexcept nogil:
         cdef int64_t t = self.k[i] - 1, p, e
-        if self._can_write(i, t):
-            self._write(i, t)
-        else:
-            for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
-                if self._edge_live(self.out_edges[p], t):
+        cdef bint can_write = self._can_write(i, t)
+        for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
+            e = self.out_edges[p]
+            if self._edge_live(e, t):
+                if can_write:
+                    self._write_edge(i, e)
+                else:
+                    self.owed[e] = 1
                     self.skipped += 1
-            self.pending[i] = 1
         if self._ready(i):
             self._mix(i)
             self._resume(i)
         elif self.sync_freq >= 0 and self.stale[i] >= self.sync_freq:
             self.status[i] = BLOCKED
+            self._serve_owed(i)
         else:
             self.stale[i] += 1
             if self.stale[i] > self.max_stale:
@@ -777,7 +787,7 @@ cdef class Engine:
     # ------------------------------------------------------------------ faults
 
     cdef void _crash(self, int64_t i) noexcept nogil:
-        cdef int64_t p, e
+        cdef int64_t p
         self.events += 1
         if self.status[i] == CRASHED:
             return
@@ -789,10 +799,9 @@ cdef class Engine:
             self.win_count -= 1
         if self.protocol == PUSH_SUM:
             return
+        # Receivers stop waiting for the crashed agent (senders already skip it: _edge_live).
         for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
             self._wake(self.edge_dst[self.out_edges[p]])
-        for e in range(self.in_indptr[i], self.in_indptr[i + 1]):
-            self._slot_freed(e)
 
     cdef void _remove_link(self, int64_t e) noexcept nogil:
         self.events += 1
@@ -800,7 +809,6 @@ cdef class Engine:
         if self.protocol == PUSH_SUM:
             return
         self._wake(self.edge_dst[e])
-        self._slot_freed(e)
 
     # ------------------------------------------------------------------ observation
 

@@ -23,6 +23,7 @@ engines hand over to this object for that), which happens about PIECES_PER_RUN t
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -31,6 +32,14 @@ import numpy as np
 PIECES_PER_RUN = 48  # initial piece length: iterations / 48 (halved while pieces contract well)
 MAX_ENTRIES = 16
 NEGLIGIBLE = 1e-9
+
+
+@functools.cache
+def _blas_controller():
+    # Inspecting the loaded BLAS libraries reads /proc/self/maps: do it once per process.
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def piece_length(iterations: int) -> int:
@@ -63,13 +72,11 @@ class PiecewiseCertificate:
 
         ``rows`` are the live rows of the state now: agents and message buffers in use.
         """
-        from threadpoolctl import threadpool_limits
-
         from galasim._scheduler import row_dobrushin
 
         # These products are small: BLAS threads only fight each other (and other processes of
         # a sweep) here; measured 8-25x slower with OpenBLAS' default threads on 2 busy cores.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             self.base = product @ self.base
             for entry in self.entries:
                 entry.product = product @ entry.product

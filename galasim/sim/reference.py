@@ -56,8 +56,8 @@ class ReferenceEngine:
         self.write_k = [0] * E
         self.seq_e = [0] * E
         self.status = [RUNNING] * n
-        self.pending = [False] * n
         self.slot = [EMPTY] * E
+        self.owed = [False] * E
         self.removed = [False] * E
         self.heap: list[tuple[float, int, int, int]] = []
         self.next_seq = 0
@@ -108,28 +108,31 @@ class ReferenceEngine:
 
     # ---------------------------------------------------------------- GALA
 
-    def _write(self, j: int, t: int) -> None:
+    def _write_edge(self, j: int, e: int) -> None:
         code, p1, p2 = self.s.delay
+        self.payload[e] = self.x[j]
+        self.slot[e] = IN_FLIGHT
+        self.owed[e] = False
+        self.write_k[e] = self.k[self.dst[e]]
+        delay = self.s.edge_factor[e] * rng.sample(code, p1, p2, self.delay_keys[e], self.seq_e[e])
+        lost = self.s.drop > 0 and rng.uniform(self.drop_keys[e], self.seq_e[e]) < self.s.drop
+        self.seq_e[e] += 1
+        self.sent += 1
+        self.events += 1
+        if self.certificate:
+            self.prod[self.n + e] = self.prod[j]
+            self.g[self.n + e] = self.g[j]
+        if lost:
+            self.dropped += 1
+            self._push(self.now + delay, EV_LOST, e)
+        else:
+            self._push(self.now + delay, EV_ARRIVAL, e)
+
+    def _serve_owed(self, j: int) -> None:
+        t = self.k[j] - 1
         for e in self.out_edges[j]:
-            if not self._edge_live(e, t):
-                continue
-            self.payload[e] = self.x[j]
-            self.slot[e] = IN_FLIGHT
-            self.write_k[e] = self.k[self.dst[e]]
-            delay = self.s.edge_factor[e] * rng.sample(code, p1, p2, self.delay_keys[e], self.seq_e[e])
-            lost = self.s.drop > 0 and rng.uniform(self.drop_keys[e], self.seq_e[e]) < self.s.drop
-            self.seq_e[e] += 1
-            self.sent += 1
-            self.events += 1
-            if self.certificate:
-                self.prod[self.n + e] = self.prod[j]
-                self.g[self.n + e] = self.g[j]
-            if lost:
-                self.dropped += 1
-                self._push(self.now + delay, EV_LOST, e)
-            else:
-                self._push(self.now + delay, EV_ARRIVAL, e)
-        self.pending[j] = False
+            if self.owed[e] and self.slot[e] == EMPTY and self._edge_live(e, t):
+                self._write_edge(j, e)
 
     def _ready(self, i: int) -> bool:
         has_live = any_arrived = False
@@ -146,8 +149,8 @@ class ReferenceEngine:
 
     def _slot_freed(self, e: int) -> None:
         j = self.src[e]
-        if self.status[j] == BLOCKED and self.pending[j] and self._can_write(j, self.k[j] - 1):
-            self._write(j, self.k[j] - 1)
+        if self.status[j] == BLOCKED and self.owed[e] and self._edge_live(e, self.k[j] - 1):
+            self._write_edge(j, e)
 
     def _mix(self, i: int) -> None:
         fresh = [e for e in self.in_edges[i] if self.slot[e] == ARRIVED]
@@ -191,20 +194,25 @@ class ReferenceEngine:
     def _lost(self, e: int) -> None:
         self.events += 1
         self.slot[e] = EMPTY
+        self.owed[e] = True
         self._slot_freed(e)
 
     def _gala_after_update(self, i: int) -> None:
         t = self.k[i] - 1
-        if self._can_write(i, t):
-            self._write(i, t)
-        else:
-            self.skipped += sum(1 for e in self.out_edges[i] if self._edge_live(e, t))
-            self.pending[i] = True
+        can_write = self._can_write(i, t)
+        for e in self.out_edges[i]:
+            if self._edge_live(e, t):
+                if can_write:
+                    self._write_edge(i, e)
+                else:
+                    self.owed[e] = True
+                    self.skipped += 1
         if self._ready(i):
             self._mix(i)
             self._resume(i)
         elif self.s.sync_freq >= 0 and self.stale[i] >= self.s.sync_freq:
             self.status[i] = BLOCKED
+            self._serve_owed(i)
         else:
             self.stale[i] += 1
             self.max_stale = max(self.max_stale, self.stale[i])
@@ -324,8 +332,6 @@ class ReferenceEngine:
             return
         for e in self.out_edges[i]:
             self._wake(self.dst[e])
-        for e in self.in_edges[i]:
-            self._slot_freed(e)
 
     def _remove_link(self, e: int) -> None:
         self.events += 1
@@ -333,7 +339,6 @@ class ReferenceEngine:
         if self.s.protocol == PUSH_SUM:
             return
         self._wake(self.dst[e])
-        self._slot_freed(e)
 
     # ---------------------------------------------------------------- observation
 
