@@ -16,9 +16,10 @@ There are no push-sum weights, so under delays the network average is *not* pres
 
 Two rules the paper leaves implicit, needed for an executable protocol:
 
-* *Deadlock freedom.* An agent blocked in a receive keeps serving its send buffer: if it skipped a
-  write and its out-peers then consume the previous message, it writes its current parameters.
-  (Without this, a ring whose agents all skipped and then blocked would wait forever.)
+* *Deadlock freedom.* An agent blocked in a receive keeps serving its send buffer: every out-edge
+  whose write it skipped, or whose message was dropped, is owed a message, and it writes its
+  current parameters on each owed edge as soon as that edge's buffer is free. (Without this, agents
+  that skipped or lost a write and then blocked can wait for one another forever.)
 * *Failure detection.* A crashed agent, or a removed link, is no longer waited for by receivers or
   counted by senders' "all consumed" check.
 
