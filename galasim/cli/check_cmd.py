@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from galasim.cli.output import HelpFormatter
+
 EPILOG = """\
 claims:
   C1  products of the mixing matrices contract as mixing.contraction says (C q^(k-s), q = SLEM)
@@ -29,15 +31,6 @@ examples:
 """
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help (not for None/False), the epilog's layout kept."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``galasim check`` on the dispatcher's subparsers."""
     parser = subparsers.add_parser(
@@ -46,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Run the executable checks of proofs_checks/, one per claim of the GALA theory; "
         "print each claim's table, write a Markdown report with plots, and exit 1 if a claim fails.",
         epilog=EPILOG,
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--quick", action="store_true",
                         help="small configurations: a few seconds per claim instead of up to a minute")

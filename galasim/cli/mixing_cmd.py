@@ -146,7 +146,7 @@ def _render(rows: list[dict], fmt: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Compute the table and print it, or write it to ``--out``."""
     from galasim import mixing, topology
-    from galasim.cli.output import atomic_write_text
+    from galasim.atomic import atomic_write_text
 
     names = _split(args.topology, "--topology")
     unknown = [name for name in names if name not in topology.NAMES]

@@ -1,33 +1,28 @@
-"""Atomic writes of result tables (CSV or JSON by extension): temp file in the same folder + rename."""
+"""Shared pieces of the command line: the help formatter and atomic writes of result tables."""
 from __future__ import annotations
 
+import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from galasim.atomic import atomic_write_text
+
 FORMATS = (".csv", ".json")
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help (but not "None" or "False"); the epilog's layout as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``table`` as CSV or JSON (records), chosen by the file's extension."""
+    """Write ``table`` as CSV or JSON (records), chosen by the file's extension, atomically."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"cannot write {path}: the extension must be one of {', '.join(FORMATS)}")

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from galasim.cli.output import HelpFormatter
 from galasim.sweep import DEFAULT_GRID
 from galasim.sweep.grid import PARAMETERS, Grid, parse_seeds, read_grid_file, split_list
 
@@ -39,15 +40,6 @@ examples:
 """
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help (but not "None" or "False"); the epilog's layout as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``galasim sweep`` on the dispatcher's subparsers."""
     parser = subparsers.add_parser(
@@ -56,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Run every combination of the listed simulate() parameters, for each seed, in "
         "parallel; store each cell as it finishes; plot distance and throughput against delay.",
         epilog=EPILOG,
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     grid = parser.add_argument_group("grid (each parameter flag takes a list, see 'lists' below)")
     grid.add_argument("--grid", type=Path, metavar="FILE", help="YAML or TOML grid file")

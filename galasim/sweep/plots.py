@@ -33,7 +33,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from galasim.sweep.grid import COLUMNS, PARAMETERS
-from galasim.sweep.store import atomic_write
+from galasim.atomic import atomic_write
 
 DISTANCE_PLOT = "distance_vs_delay.png"
 THROUGHPUT_PLOT = "throughput_vs_delay.png"

@@ -10,58 +10,21 @@ from __future__ import annotations
 import fcntl
 import numbers
 import os
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from galasim.atomic import atomic_write
+
 RESULTS_FILE = "results.parquet"
 # The first columns of every row; the configuration and the summary follow.
 KEY_COLUMNS = ("cell_id", "status", "error", "computed_at")
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Create or replace ``path`` atomically with what ``write`` puts into a binary file.
-
-    Parameters
-    ----------
-    path : str or Path
-        The destination; its directory must exist.
-    write : callable
-        Called with an open binary file; whatever it writes becomes the new content of ``path``.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
-    >>> atomic_write(path, lambda fh: fh.write(b"hello"))
-    >>> path.read_bytes()
-    b'hello'
-    """
-    path = Path(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        # Also on KeyboardInterrupt: the old file is intact, only the half-written copy goes.
-        Path(temp).unlink(missing_ok=True)
-        raise
-    # The rename itself is durable only once the directory entry is on disk.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
