@@ -268,15 +268,14 @@ def simulate(
     delay_model = parse_delays(delays)
     fault_model = parse_faults(faults)
     graph, topology_name = _resolve_topology(topology, agents, peers, seed)
-    n = _order(graph)
-    edges = len(_edge_layout(graph)[0])
-    track = certificate is True or (certificate == "auto" and n + edges <= CERTIFICATE_AUTO_MAX_ROWS)
-
     spec = build_spec(
         graph, proto, dim=dim, iterations=iterations, lr=lr, L=L, updates=update_model,
         compute=compute_model, delays=delay_model, faults=fault_model, seed=seed,
-        certificate=track, samples=samples,
+        certificate=certificate is True, samples=samples,
     )
+    n = spec.n
+    track = certificate is True or (certificate == "auto" and n + spec.edges <= CERTIFICATE_AUTO_MAX_ROWS)
+    spec.certificate = int(track)
     if proto.code == ALLREDUCE:
         raw = allreduce.run(spec)
     elif engine == "cython":
