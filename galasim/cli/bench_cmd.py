@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 
-from galasim.cli.output import write_table
+from galasim.cli.output import HelpFormatter, check_table_path, write_table
 
 
 def _machine() -> str:
@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="benchmark the scheduler, the mixing analyses or sweep scaling",
         description="Measure galasim's hot paths against their baselines, in one run, and print "
         "the medians of several repeats (record them in docs/benchmarks.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("target", choices=("sim", "mixing", "sweep"),
                         help="sim: Cython scheduler vs reference; mixing: slem; sweep: 1 vs all cores")
@@ -37,6 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.out:
+        check_table_path(args.out)  # before minutes of measuring, not after
     print(f"machine: {_machine()}", file=sys.stderr)
     if args.target == "sim":
         from galasim.bench_sim import bench_sim

@@ -21,10 +21,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``table`` as CSV or JSON (records), chosen by the file's extension, atomically."""
+def check_table_path(path: str | os.PathLike) -> str:
+    """The table format of ``path`` from its extension; a clear error for any other extension."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"cannot write {path}: the extension must be one of {', '.join(FORMATS)}")
+    return suffix
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` as CSV or JSON (records), chosen by the file's extension, atomically."""
+    suffix = check_table_path(path)
     text = table.to_csv(index=False) if suffix == ".csv" else table.to_json(orient="records", indent=2)
     atomic_write_text(path, text)
