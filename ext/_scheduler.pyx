@@ -284,7 +284,7 @@ cdef class Engine:
         self.iterations = spec.iterations
         self.lr = spec.lr
         self.L = spec.L
-        self.step = spec.lr * spec.L
+        self.step = spec.step
         self.update = spec.update
         self.sync_freq = spec.sync_freq
         self.mix_any = spec.mix_any

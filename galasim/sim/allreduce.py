@@ -41,7 +41,7 @@ def makespan(spec: EngineSpec) -> float:
 
 def _deltas(spec: EngineSpec, x: np.ndarray, k: int) -> np.ndarray:
     """Every agent's update at the (common) parameters x, one row per agent."""
-    n, d, step = spec.n, spec.dim, spec.lr * spec.L
+    n, d, step = spec.n, spec.dim, spec.step
     if spec.update == CALLBACK:
         return np.array([callback_delta(spec.callback, i, k, x.copy()) for i in range(n)])
     if spec.update == RANDOM:

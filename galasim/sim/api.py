@@ -164,7 +164,7 @@ def build_spec(
 def _violations(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults) -> list[str]:
     """Which of (A1)-(A4) the run broke, each as a sentence a user can act on."""
     found = []
-    step = spec.lr * spec.L
+    step = spec.step
     if raw["max_update_norm"] > step * (1 + 1e-9):
         found.append(f"A1: an update of norm {raw['max_update_norm']:.4g} exceeds alpha*L = {step:.4g}")
     for agent, t in faults.crashes:

@@ -170,10 +170,6 @@ class Faults:
         parts += [f"link:{s}->{d}@{t:g}" for s, d, t in self.link_removals]
         return "+".join(parts) or "none"
 
-    @property
-    def any(self) -> bool:
-        return bool(self.drop or self.crashes or self.link_removals)
-
 
 @dataclass(frozen=True)
 class UpdateModel:

@@ -32,7 +32,7 @@ class ReferenceEngine:
         self.s = spec
         n, d, E = spec.n, spec.dim, spec.edges
         self.n, self.d, self.E = n, d, E
-        self.step = spec.lr * spec.L
+        self.step = spec.step
         self.period = spec.active.shape[0]
         self.compute_keys = [rng.stream_key(spec.seed, rng.COMPUTE, i) for i in range(n)]
         self.update_keys = [rng.stream_key(spec.seed, rng.UPDATE, i) for i in range(n)]

@@ -45,10 +45,6 @@ class SimResult:
     state: np.ndarray = field(repr=False)
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def to_series(self) -> pd.Series:
-        """Config and summary as one row, ready for a results table."""
-        return pd.Series({**self.config, **self.summary})
-
     def __str__(self) -> str:
         s = self.summary
         holds = {True: "holds", False: "VIOLATED", None: "not claimed"}[s["bound_holds"]]
