@@ -1,3 +1,4 @@
-# C-level kernels shared by galasim.mixing and the event scheduler (cimport galasim._mixing_kernels).
+# C-level kernels of galasim.mixing (implementation: _mixing_kernels.pyx).
 
-cdef double dobrushin_dense(const double* M, Py_ssize_t n, Py_ssize_t stride) noexcept nogil
+cdef double dobrushin_dense(const double* M, Py_ssize_t rows, Py_ssize_t cols,
+                           Py_ssize_t stride) noexcept nogil

@@ -5,8 +5,9 @@ The Dobrushin (ergodicity) coefficient of a row-stochastic matrix,
 
     tau_1(M) = 1/2 max_{a,b} sum_l |M_al - M_bl| = 1 - min_{a,b} sum_l min(M_al, M_bl),
 
-is evaluated over all row pairs: O(n^3) flops, so it is a C loop without the GIL. The scheduler
-cimports :func:`dobrushin_dense` to certify the products of realised gossip matrices.
+is evaluated over all row pairs: O(rows^2 cols) flops, so it is a C loop without the GIL. It is
+defined for any row-stochastic matrix, square or not: the simulator's certificate applies it to
+the live rows of the products of realised gossip maps.
 """
 
 from libc.math cimport fabs
@@ -33,17 +34,18 @@ cdef inline double _l1_distance(const double* x, const double* y, Py_ssize_t n) 
     return (s0 + s1) + (s2 + s3)
 
 
-cdef double dobrushin_dense(const double* M, Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
-    """tau_1 of the n x n row-major matrix at M whose rows are `stride` doubles apart."""
+cdef double dobrushin_dense(const double* M, Py_ssize_t rows, Py_ssize_t cols,
+                           Py_ssize_t stride) noexcept nogil:
+    """tau_1 of the rows x cols row-major matrix at M whose rows are `stride` doubles apart."""
     cdef Py_ssize_t a0 = 0, a, a_end, b
     cdef double worst = 0.0, dist
     cdef const double* row_b
-    while a0 < n:
-        a_end = min(a0 + _ROW_TILE, n)
-        for b in range(a0 + 1, n):
+    while a0 < rows:
+        a_end = min(a0 + _ROW_TILE, rows)
+        for b in range(a0 + 1, rows):
             row_b = M + b * stride
             for a in range(a0, min(a_end, b)):
-                dist = _l1_distance(M + a * stride, row_b, n)
+                dist = _l1_distance(M + a * stride, row_b, cols)
                 if dist > worst:
                     worst = dist
         a0 += _ROW_TILE
@@ -51,10 +53,8 @@ cdef double dobrushin_dense(const double* M, Py_ssize_t n, Py_ssize_t stride) no
 
 
 def dobrushin(const double[:, ::1] M not None) -> float:
-    """Dobrushin coefficient of a dense C-contiguous square float64 matrix (validated by the caller)."""
-    if M.shape[0] != M.shape[1]:
-        raise ValueError(f"dobrushin needs a square matrix, got shape {M.shape[0]}x{M.shape[1]}")
+    """Dobrushin coefficient of the rows of a C-contiguous float64 matrix (validated by the caller)."""
     cdef double result
     with nogil:
-        result = dobrushin_dense(&M[0, 0], M.shape[0], M.shape[1]) if M.shape[0] > 1 else 0.0
+        result = dobrushin_dense(&M[0, 0], M.shape[0], M.shape[1], M.shape[1]) if M.shape[0] > 1 else 0.0
     return result

@@ -24,7 +24,6 @@ engines hand over to this object for that), which happens about PIECES_PER_RUN t
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +39,13 @@ def _blas_controller():
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+def _dobrushin(product: np.ndarray, rows: np.ndarray) -> float:
+    """tau_1 over the live rows of a product (its other rows are stale and never read)."""
+    from galasim._mixing_kernels import dobrushin
+
+    return dobrushin(np.ascontiguousarray(product[rows]))
 
 
 def piece_length(iterations: int) -> int:
@@ -65,32 +71,28 @@ class PiecewiseCertificate:
         self.base_bound = 0.0  # identical initialisation: diameter 0 at time 0
         self.entries: list[_Entry] = []
         self.closed = 0
-        self.last_tau = math.nan
 
     def close(self, product: np.ndarray, injection: float, rows: np.ndarray) -> float:
         """Close the current piece (its product, its 2 max g); return the bound (*) at its end.
 
         ``rows`` are the live rows of the state now: agents and message buffers in use.
         """
-        from galasim._scheduler import row_dobrushin
-
         # These products are small: BLAS threads only fight each other (and other processes of
         # a sweep) here; measured 8-25x slower with OpenBLAS' default threads on 2 busy cores.
         with _blas_controller().limit(limits=1, user_api="blas"):
             self.base = product @ self.base
             for entry in self.entries:
                 entry.product = product @ entry.product
-        tau_base = row_dobrushin(self.base, rows)
-        taus = [row_dobrushin(entry.product, rows) for entry in self.entries]
+        tau_base = _dobrushin(self.base, rows)
+        taus = [_dobrushin(entry.product, rows) for entry in self.entries]
         bound = tau_base * self.base_bound + sum(t * e.weight for t, e in zip(taus, self.entries)) + injection
         self.entries.append(_Entry(np.eye(self.size), injection, bound, 1))
         taus.append(1.0)
         self._compact(taus)
         # A piece that already contracts well is too coarse a step for the sum (*): halve it.
-        if self.piece > 1 and row_dobrushin(product, rows) < 0.5:
+        if self.piece > 1 and _dobrushin(product, rows) < 0.5:
             self.piece //= 2
         self.closed += 1
-        self.last_tau = tau_base
         return bound
 
     def _compact(self, taus: list[float]) -> None:
