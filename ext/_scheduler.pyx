@@ -9,9 +9,10 @@ pure-Python reference simulator (``galasim/sim/reference.py``), which implements
 semantics line for line, reproduces every run. Protocol semantics: ``galasim/gossip.py``.
 
 Certificate (GALA): the state (agents and live message buffers) evolves by row-stochastic maps
-plus injections; over a window the product P of the realised maps gives
-``diam(end) <= tau_1(P) diam(start) + 2 max_r g_r`` where g propagates the update norms (alpha L)
-through the same maps. Windows close when every live agent has done `window` more iterations.
+plus injections. Per event the loop keeps the product of the realised maps since the current
+piece began and g, the update norms (alpha L) propagated through the same maps; a piece closes
+when every live agent has done `piece` more iterations, and galasim/sim/certificate.py turns the
+closed pieces into the bound (see there).
 """
 import time
 
@@ -180,32 +181,6 @@ cdef Event heap_pop(EventHeap* h) noexcept nogil:
     return top
 
 
-cdef double dobrushin_rows(const double[:, ::1] P, const int64_t[::1] rows, Py_ssize_t count) noexcept nogil:
-    """tau_1 restricted to the listed rows of P (the live part of the augmented state)."""
-    cdef Py_ssize_t a, b, l, cols = P.shape[1]
-    cdef double worst = 0.0, dist
-    cdef const double* row_a
-    cdef const double* row_b
-    for a in range(count):
-        row_a = &P[rows[a], 0]
-        for b in range(a + 1, count):
-            row_b = &P[rows[b], 0]
-            dist = 0.0
-            for l in range(cols):
-                dist += fabs(row_a[l] - row_b[l])
-            if dist > worst:
-                worst = dist
-    return 0.5 * worst
-
-
-def row_dobrushin(const double[:, ::1] P not None, const int64_t[::1] rows not None):
-    """tau_1 of the rows `rows` of P: 1/2 max over row pairs of their L1 distance."""
-    cdef double result
-    with nogil:
-        result = dobrushin_rows(P, rows, rows.shape[0])
-    return result
-
-
 cdef class Engine:
     """One GALA or push-sum simulation; build it from an :class:`galasim.sim.spec.EngineSpec`."""
     # configuration
@@ -249,11 +224,11 @@ cdef class Engine:
     cdef Py_ssize_t tree_size
     cdef double lost_w
 
-    # certificate: product of realised event matrices over the current window
+    # certificate: product of the realised maps and propagated update norms over the current piece
     cdef double[:, ::1] prod
     cdef double[::1] g
-    cdef int64_t[::1] win_start_k
-    cdef int64_t window, win_count
+    cdef int64_t[::1] piece_start_k
+    cdef int64_t piece, piece_count
     cdef double cert_D, gmax, cert_sup
     cdef bint close_pending
     cdef object certifier
@@ -345,8 +320,8 @@ cdef class Engine:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
             self.certifier = PiecewiseCertificate(n + E, piece_length(spec.iterations))
-            self.window = self.certifier.piece
-            self.win_start_k = np.zeros(n, dtype=np.int64)
+            self.piece = self.certifier.piece
+            self.piece_start_k = np.zeros(n, dtype=np.int64)
         self.zc = np.zeros((n, d))
         self.zsum = np.zeros(d)
         self.mref = np.zeros(d)
@@ -775,8 +750,8 @@ cdef class Engine:
             self.g[i] += self.step
             if self.g[i] > self.gmax:
                 self.gmax = self.g[i]
-            if self.k[i] == self.win_start_k[i] + self.window:
-                self.win_count += 1
+            if self.k[i] == self.piece_start_k[i] + self.piece:
+                self.piece_count += 1
         if self.protocol == PUSH_SUM:
             self._ps_send(i)
             self._ps_receive(i)
@@ -795,8 +770,8 @@ cdef class Engine:
         self.live -= 1
         if self.k[i] >= self.iterations:
             self.reached -= 1
-        if self.certificate and self.k[i] >= self.win_start_k[i] + self.window:
-            self.win_count -= 1
+        if self.certificate and self.k[i] >= self.piece_start_k[i] + self.piece:
+            self.piece_count -= 1
         if self.protocol == PUSH_SUM:
             return
         # Receivers stop waiting for the crashed agent (senders already skip it: _edge_live).
@@ -817,17 +792,17 @@ cdef class Engine:
         cdef int64_t r
         rows = np.concatenate([np.arange(self.n), self.n + np.flatnonzero(np.asarray(self.slot) != EMPTY)])
         self.cert_D = self.certifier.close(np.asarray(self.prod), 2.0 * self.gmax, rows.astype(np.int64))
-        self.window = self.certifier.piece
+        self.piece = self.certifier.piece
         np.asarray(self.prod)[:] = np.eye(self.prod.shape[0])
         np.asarray(self.g)[:] = 0.0
         self.gmax = 0.0
-        self.win_count = 0
+        self.piece_count = 0
         for r in range(self.n):
-            self.win_start_k[r] = self.k[r]
+            self.piece_start_k[r] = self.k[r]
         self.close_pending = False
 
     cdef void _end_batch(self) noexcept nogil:
-        """All events at self.now are processed: observe the state, close windows, test the end."""
+        """All events at self.now are processed: observe the state, close pieces, test the end."""
         cdef double worst, bound = INFINITY
         cdef Py_ssize_t row, keep, i, c
         cdef bint sample
@@ -857,7 +832,7 @@ cdef class Engine:
                             self.traj_states[keep, :, :] = self.traj_states[2 * keep + 1, :, :]
                     self.traj_n = self.samples
                     self.stride *= 2
-        if self.certificate and self.live > 0 and self.win_count >= self.live:
+        if self.certificate and self.live > 0 and self.piece_count >= self.live:
             self.close_pending = True
         if self.reached >= self.live:
             self.finished = True
@@ -955,8 +930,7 @@ cdef class Engine:
             "crashed": np.asarray(self.status) == CRASHED,
             "sup_distance": self.sup_distance,
             "certificate": self.cert_sup if self.certificate else np.nan,
-            "windows": self.certifier.closed if self.certificate else 0,
-            "last_tau": self.certifier.last_tau if self.certificate else np.nan,
+            "pieces": self.certifier.closed if self.certificate else 0,
             "max_staleness": int(self.max_stale),
             "max_message_age": int(self.max_age),
             "virtual_time": self.now,

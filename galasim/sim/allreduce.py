@@ -21,11 +21,10 @@ from galasim.sim.spec import EngineSpec
 _CHUNK = 256  # rounds drawn at once: bounds memory at n x 256 doubles
 
 
-def round_times(spec: EngineSpec, rounds: int | None = None):
-    """Yield ``(k, compute_end, latency)`` per round: per-agent compute times and collective delay."""
-    n = spec.n
-    rounds = spec.iterations if rounds is None else rounds
-    agents = np.arange(n)[:, None]
+def round_times(spec: EngineSpec):
+    """Yield ``(k, compute, latency)`` per round: per-agent compute times and the collective delay."""
+    rounds = spec.iterations
+    agents = np.arange(spec.n)[:, None]
     for start in range(0, rounds, _CHUNK):
         ks = np.arange(start, min(rounds, start + _CHUNK))[None, :]
         compute = spec.agent_factor[:, None] * rng.sample_array(*spec.compute, spec.seed, rng.COMPUTE, agents, ks)
@@ -45,10 +44,7 @@ def _deltas(spec: EngineSpec, x: np.ndarray, k: int) -> np.ndarray:
     if spec.update == CALLBACK:
         return np.array([callback_delta(spec.callback, i, k, x.copy()) for i in range(n)])
     if spec.update == RANDOM:
-        counters = k * d + np.arange(d)[None, :]
-        u1 = rng.uniform_array(spec.seed, rng.UPDATE, np.arange(n)[:, None], 2 * counters)
-        u2 = rng.uniform_array(spec.seed, rng.UPDATE, np.arange(n)[:, None], 2 * counters + 1)
-        g = np.sqrt(-2.0 * np.log(u1)) * np.cos(rng.TWO_PI * u2)
+        g = rng.normal_array(spec.seed, rng.UPDATE, np.arange(n)[:, None], k * d + np.arange(d)[None, :])
         return g * (step / np.linalg.norm(g, axis=1, keepdims=True))
     if spec.update == QUADRATIC:
         grad = x[None, :] - spec.targets
@@ -89,8 +85,7 @@ def run(spec: EngineSpec) -> dict:
         "crashed": spec.crash_time <= now,
         "sup_distance": 0.0,
         "certificate": 0.0,
-        "windows": 0,
-        "last_tau": 0.0,
+        "pieces": 0,
         "max_staleness": 0,
         "max_message_age": 0,
         "virtual_time": now,

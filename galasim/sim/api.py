@@ -94,13 +94,14 @@ def build_spec(
     delays: DelayModel,
     faults: Faults,
     seed: int,
-    certificate: bool,
+    certificate: bool | str,
     samples: int,
 ) -> EngineSpec:
     """Lower a validated configuration to the flat :class:`EngineSpec` both engines read."""
     n = _order(graph)
     edges, active, graphs = _edge_layout(graph)
     E = len(edges)
+    track = certificate is True or (certificate == "auto" and n + E <= CERTIFICATE_AUTO_MAX_ROWS)
     src = np.array([u for u, _ in edges], dtype=np.int64)
     dst = np.array([v for _, v in edges], dtype=np.int64)
     in_indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
@@ -155,29 +156,28 @@ def build_spec(
         link_time=link_time,
         targets=targets,
         seed=seed,
-        certificate=int(certificate),
+        certificate=int(track),
         samples=samples,
         callback=updates.callback,
     )
 
 
-def _violations(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults) -> list[str]:
+def _violations(raw: dict, spec: EngineSpec, proto: Protocol, faults: Faults) -> list[str]:
     """Which of (A1)-(A4) the run broke, each as a sentence a user can act on."""
     found = []
-    step = spec.step
-    if raw["max_update_norm"] > step * (1 + 1e-9):
-        found.append(f"A1: an update of norm {raw['max_update_norm']:.4g} exceeds alpha*L = {step:.4g}")
+    if raw["max_update_norm"] > spec.step * (1 + 1e-9):
+        found.append(f"A1: an update of norm {raw['max_update_norm']:.4g} exceeds alpha*L = {spec.step:.4g}")
     for agent, t in faults.crashes:
         if raw["crashed"][agent]:
             found.append(f"A3: agent {agent} crashed at t={t:g} and no longer mixes (the network is no longer strongly connected)")
-    if faults.link_removals and proto.code != ALLREDUCE:
-        removed = {(u, v) for u, v, t in faults.link_removals if t <= raw["virtual_time"]}
-        graphs = list(graph) if topo.is_schedule(graph) else [graph]
-        union = nx.DiGraph()
-        union.add_nodes_from(range(spec.n))
-        union.add_edges_from((u, v) for g in graphs for u, v in g.edges() if (u, v) not in removed)
-        if removed and not nx.is_strongly_connected(union):
-            found.append(f"A3: removing link(s) {sorted(removed)} leaves a graph that is not strongly connected")
+    removed = spec.link_time <= raw["virtual_time"]
+    if removed.any() and proto.code != ALLREDUCE:
+        kept = nx.DiGraph()
+        kept.add_nodes_from(range(spec.n))
+        kept.add_edges_from(zip(spec.edge_src[~removed].tolist(), spec.edge_dst[~removed].tolist()))
+        if not nx.is_strongly_connected(kept):
+            cut = sorted(zip(spec.edge_src[removed].tolist(), spec.edge_dst[removed].tolist()))
+            found.append(f"A3: removing link(s) {cut} leaves a graph that is not strongly connected")
     if proto.code == GALA and not proto.staleness_bounded:
         found.append("A4: sync_freq=inf, so staleness is unbounded")
     if raw["deadlock"]:
@@ -271,11 +271,8 @@ def simulate(
     spec = build_spec(
         graph, proto, dim=dim, iterations=iterations, lr=lr, L=L, updates=update_model,
         compute=compute_model, delays=delay_model, faults=fault_model, seed=seed,
-        certificate=certificate is True, samples=samples,
+        certificate=certificate, samples=samples,
     )
-    n = spec.n
-    track = certificate is True or (certificate == "auto" and n + spec.edges <= CERTIFICATE_AUTO_MAX_ROWS)
-    spec.certificate = int(track)
     if proto.code == ALLREDUCE:
         raw = allreduce.run(spec)
     elif engine == "cython":
@@ -290,7 +287,7 @@ def simulate(
     config = {
         "topology": topology_name,
         "protocol": proto.name,
-        "agents": n,
+        "agents": spec.n,
         "dim": dim,
         "iterations": iterations,
         "lr": lr,
@@ -304,22 +301,22 @@ def simulate(
         "peers": peers,
         "engine": engine,
     }
-    summary = _summarise(raw, spec, proto, graph, fault_model, track)
+    summary = _summarise(raw, spec, proto, graph, fault_model)
     trajectory = pd.DataFrame(raw["trajectory"], columns=list(TRAJECTORY_COLUMNS))
     state = raw["x"] / raw["w"][:, None]
     return SimResult(config, summary, trajectory, state, diagnostics=raw)
 
 
-def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults, track: bool) -> dict:
+def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults) -> dict:
     from galasim.sim.bounds import epsilon_for_run
 
-    violated = _violations(raw, spec, proto, graph, faults)
+    violated = _violations(raw, spec, proto, faults)
     tau = max(raw["max_staleness"], raw["max_message_age"])
     epsilon, log10_epsilon = epsilon_for_run(graph, proto, spec, tau)
     certificate = raw["certificate"]
     empirical = raw["sup_distance"]
     assumptions_hold = not violated
-    if proto.code == PUSH_SUM or (proto.code == GALA and not track) or not assumptions_hold:
+    if proto.code == PUSH_SUM or (proto.code == GALA and not spec.certificate) or not assumptions_hold:
         bound_holds = None  # nothing is claimed: no certificate, or an assumption failed
     else:
         bound_holds = bool(empirical <= certificate * (1 + 1e-9) + 1e-12 and certificate <= epsilon)
@@ -355,5 +352,5 @@ def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faul
         "messages_skipped": int(raw["skipped"]),
         "messages_dropped": int(raw["dropped"]),
         "deadlock": bool(raw["deadlock"]),
-        "certificate_windows": int(raw["windows"]),
+        "certificate_pieces": int(raw["pieces"]),
     }

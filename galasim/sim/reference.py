@@ -75,10 +75,10 @@ class ReferenceEngine:
         if self.certificate:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
-            self.win_start_k = [0] * n
+            self.piece_start_k = [0] * n
             self.certifier = PiecewiseCertificate(n + E, piece_length(spec.iterations))
-            self.window = self.certifier.piece
-        self.win_count = 0
+            self.piece = self.certifier.piece
+        self.piece_count = 0
         self.close_pending = False
         self.cert_D = self.gmax = self.cert_sup = 0.0
         self.samples = max(2, spec.samples)
@@ -307,8 +307,8 @@ class ReferenceEngine:
         if self.certificate:
             self.g[i] += self.step
             self.gmax = max(self.gmax, self.g[i])
-            if self.k[i] == self.win_start_k[i] + self.window:
-                self.win_count += 1
+            if self.k[i] == self.piece_start_k[i] + self.piece:
+                self.piece_count += 1
         if self.s.protocol == PUSH_SUM:
             self._ps_send(i)
             self._ps_receive(i)
@@ -326,8 +326,8 @@ class ReferenceEngine:
         self.live -= 1
         if self.k[i] >= self.s.iterations:
             self.reached -= 1
-        if self.certificate and self.k[i] >= self.win_start_k[i] + self.window:
-            self.win_count -= 1
+        if self.certificate and self.k[i] >= self.piece_start_k[i] + self.piece:
+            self.piece_count -= 1
         if self.s.protocol == PUSH_SUM:
             return
         for e in self.out_edges[i]:
@@ -346,12 +346,12 @@ class ReferenceEngine:
         rows = np.array(list(range(self.n)) + [self.n + e for e in range(self.E) if self.slot[e] != EMPTY],
                         dtype=np.int64)
         self.cert_D = self.certifier.close(self.prod, 2.0 * self.gmax, rows)
-        self.window = self.certifier.piece
+        self.piece = self.certifier.piece
         self.prod = np.eye(self.n + self.E)
         self.g[:] = 0.0
         self.gmax = 0.0
-        self.win_count = 0
-        self.win_start_k = list(self.k)
+        self.piece_count = 0
+        self.piece_start_k = list(self.k)
         self.close_pending = False
 
     def _end_batch(self) -> None:
@@ -371,7 +371,7 @@ class ReferenceEngine:
                 if len(self.traj) == 2 * self.samples:
                     self.traj = self.traj[1::2]
                     self.stride *= 2
-        if self.certificate and self.live > 0 and self.win_count >= self.live:
+        if self.certificate and self.live > 0 and self.piece_count >= self.live:
             self.close_pending = True
         if self.reached >= self.live:
             self.finished = True
@@ -438,8 +438,7 @@ class ReferenceEngine:
             "crashed": np.array([st == CRASHED for st in self.status]),
             "sup_distance": self.sup_distance,
             "certificate": self.cert_sup if self.certificate else math.nan,
-            "windows": self.certifier.closed if self.certificate else 0,
-            "last_tau": self.certifier.last_tau if self.certificate else math.nan,
+            "pieces": self.certifier.closed if self.certificate else 0,
             "max_staleness": self.max_stale,
             "max_message_age": self.max_age,
             "virtual_time": self.now,
