@@ -301,29 +301,24 @@ def parse_faults(spec: str | Faults | None) -> Faults:
     if not isinstance(spec, str):
         raise ValueError(f"faults must be a string like 'drop:0.1+crash:3@500', got {spec!r}")
     drop, crashes, links = 0.0, [], []
+    allowed = "drop:P, crash:AGENT@TIME or link:SRC->DST@TIME"
     for part in filter(None, (p.strip() for p in spec.split("+"))):
         name, _, arg = part.partition(":")
         name = name.strip().lower()
+        if name == "none":
+            continue
+        if name not in ("drop", "crash", "link"):
+            raise ValueError(f"unknown fault {part!r}; allowed: {allowed}")
         try:
-            if name == "none":
-                continue
             if name == "drop":
                 drop = float(arg)
             elif name == "crash":
                 agent, _, time = arg.partition("@")
                 crashes.append((int(agent), float(time)))
-            elif name == "link":
+            else:
                 edge, _, time = arg.partition("@")
                 src, _, dst = edge.partition("->")
                 links.append((int(src), int(dst), float(time)))
-            else:
-                raise ValueError(
-                    f"unknown fault {part!r}; allowed: drop:P, crash:AGENT@TIME, link:SRC->DST@TIME"
-                )
-        except ValueError as exc:
-            if "unknown fault" in str(exc):
-                raise
-            raise ValueError(
-                f"cannot read fault {part!r}; expected drop:P, crash:AGENT@TIME or link:SRC->DST@TIME"
-            ) from None
+        except ValueError:
+            raise ValueError(f"cannot read fault {part!r}; expected {allowed}") from None
     return Faults(drop, tuple(crashes), tuple(links))

@@ -79,6 +79,13 @@ def uniform_array(seed: int, stream: int, entities: np.ndarray, counters: np.nda
     return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * INV_2_53
 
 
+def normal_array(seed: int, stream: int, entities: np.ndarray, counters: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`normal` (Box-Muller on the uniform draws 2c and 2c+1)."""
+    u1 = uniform_array(seed, stream, entities, 2 * counters)
+    u2 = uniform_array(seed, stream, entities, 2 * counters + 1)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(TWO_PI * u2)
+
+
 def sample_array(code: int, p1: float, p2: float, seed: int, stream: int,
                  entities: np.ndarray, counters: np.ndarray) -> np.ndarray:
     """Vectorised :func:`sample` over broadcast entities x counters."""
@@ -90,9 +97,7 @@ def sample_array(code: int, p1: float, p2: float, seed: int, stream: int,
     if code == UNIFORM:
         return p1 + (p2 - p1) * uniform_array(seed, stream, entities, counters)
     if code == LOGNORMAL:
-        u1 = uniform_array(seed, stream, entities, 2 * counters)
-        u2 = uniform_array(seed, stream, entities, 2 * counters + 1)
-        return np.exp(p1 + p2 * np.sqrt(-2.0 * np.log(u1)) * np.cos(TWO_PI * u2))
+        return np.exp(p1 + p2 * normal_array(seed, stream, entities, counters))
     if code == PARETO:
         return p1 * uniform_array(seed, stream, entities, counters) ** (-1.0 / p2)
     raise ValueError(f"unknown distribution code {code}")
