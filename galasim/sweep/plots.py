@@ -33,7 +33,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from galasim.sweep.grid import COLUMNS, PARAMETERS
-from galasim.atomic import atomic_write
+from galasim.atomic import atomic_savefig, atomic_write_text
 
 DISTANCE_PLOT = "distance_vs_delay.png"
 THROUGHPUT_PLOT = "throughput_vs_delay.png"
@@ -144,8 +144,7 @@ def write_summary(table: pd.DataFrame, out_dir: str | Path) -> Path:
     'summary.csv'
     """
     path = Path(out_dir) / SUMMARY_FILE
-    atomic_write(path, lambda fh: fh.write(table.to_csv(index=False).encode()))
-    return path
+    return atomic_write_text(path, table.to_csv(index=False))
 
 
 def plot_sweep(results: pd.DataFrame, out_dir: str | Path) -> list[Path]:
@@ -185,10 +184,10 @@ def plot_sweep(results: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     written = []
     if {"empirical", "certificate", "log10_epsilon"} <= set(ok.columns):
         figure = _distance_figure(series, axis, seeds, _fixed_parameters(ok, width=140))
-        written.append(_save(figure, Path(out_dir) / DISTANCE_PLOT))
+        written.append(atomic_savefig(figure, Path(out_dir) / DISTANCE_PLOT, dpi=110))
     if "throughput_vs_allreduce" in ok.columns:
         figure = _throughput_figure(series, axis, seeds, _fixed_parameters(ok, width=100))
-        written.append(_save(figure, Path(out_dir) / THROUGHPUT_PLOT))
+        written.append(atomic_savefig(figure, Path(out_dir) / THROUGHPUT_PLOT, dpi=110))
     return written
 
 
@@ -331,7 +330,3 @@ def _delay_axis(ax: Axes, axis: dict) -> None:
     ax.set_xlabel(axis["title"])
     ax.grid(True, alpha=0.3)
 
-
-def _save(figure: Figure, path: Path) -> Path:
-    atomic_write(path, lambda fh: figure.savefig(fh, format="png", dpi=110))
-    return path
