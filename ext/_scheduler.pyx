@@ -6,7 +6,7 @@ deterministically; agent state is an n x d float64 array; the whole loop runs wi
 the built-in update models (a ``callback`` model returns to Python once per local update and
 nothing else). Random draws come from counter-based streams (see ``galasim/sim/rng.py``), so the
 pure-Python reference simulator (``galasim/sim/reference.py``), which implements the same
-semantics line for line, reproduces every run. Protocol semantics: ``galasim/gossip.py``.
+semantics line for line, reproduces every run. Protocol semantics: ``galasim/gossip/protocol.py``.
 
 Certificate (GALA): the state (agents and live message buffers) evolves by row-stochastic maps
 plus injections. Per event the loop keeps the product of the realised maps since the current

@@ -6,7 +6,7 @@ import pytest
 
 MODULES = [
     "galasim.atomic",
-    "galasim.gossip",
+    "galasim.gossip.protocol",
     "galasim.topology",
     "galasim.sim.api",
     "galasim.sim.models",
