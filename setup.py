@@ -1,4 +1,10 @@
-"""Build the Cython sources in ext/ into extension modules inside the galasim package."""
+"""Build the Cython sources in ext/ into extension modules inside the galasim package.
+
+GALASIM_CYTHON_DEBUG=1 builds with bounds, wraparound and initialisation checks on (as
+scikit-learn's SKLEARN_ENABLE_DEBUG_CYTHON_DIRECTIVES): an out-of-bounds read then raises instead
+of producing a number. `make test` runs the differential tests against such a build too.
+"""
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +20,8 @@ DIRECTIVES = {
     "cdivision": True,
     "initializedcheck": False,
 }
+if os.environ.get("GALASIM_CYTHON_DEBUG") == "1":
+    DIRECTIVES.update(boundscheck=True, wraparound=True, initializedcheck=True)
 
 
 # Cython finds the declarations of module `galasim.X` as `galasim/X.pxd` on its include path, so

@@ -1,4 +1,3 @@
-# cython: language_level=3
 """Hot kernels behind :mod:`galasim.mixing`.
 
 The Dobrushin (ergodicity) coefficient of a row-stochastic matrix,

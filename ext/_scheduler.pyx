@@ -1,4 +1,3 @@
-# cython: language_level=3
 """Event-driven simulator of asynchronous gossip (GALA and push-sum) in virtual time.
 
 Events are C structs in a binary heap ordered by (time, push sequence), so ties are broken
@@ -7,6 +6,15 @@ the built-in update models (a ``callback`` model returns to Python once per loca
 nothing else). Random draws come from counter-based streams (see ``galasim/sim/rng.py``), so the
 pure-Python reference simulator (``galasim/sim/reference.py``), which implements the same
 semantics line for line, reproduces every run. Protocol semantics: ``galasim/gossip/protocol.py``.
+
+Every run ends: the loop hands control back to Python every CHECK_WORK units of work (Ctrl-C is
+honoured there), and a run stops with a diagnosis when agents deadlock (galasim/sim/liveness.py)
+or the event budget is spent.
+
+The action clock: every update and every mix of an agent is one *action*; the engine measures the
+constants of the epsilon theorem in this clock (galasim/sim/bounds.py): the smallest mix weight
+beta, the largest message age tau (mix action minus the writer's last action before the write) and
+B, one more than the longest run of actions that avoids some edge of the final live graph.
 
 Certificate (GALA): the state (agents and live message buffers) evolves by row-stochastic maps
 plus injections. Per event the loop keeps the product of the realised maps since the current
@@ -18,13 +26,17 @@ import time
 
 import numpy as np
 
+from galasim.sim import liveness
 from galasim.sim.certificate import PiecewiseCertificate, piece_length
+from galasim.sim.events import LOG_DTYPE
 from galasim.sim.models import callback_delta
-from galasim.sim.result import MAX_DIAMETER_AGENTS, diameter
+from galasim.sim.result import diameter_work_ok
 
+from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport INFINITY, NAN, cos, exp, fabs, isfinite, log, pow, sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
 
 # Event kinds
 cdef enum:
@@ -34,11 +46,22 @@ cdef enum:
     EV_CRASH = 3
     EV_LINK = 4
 
-# Message-slot states
+# Message-slot states (LOSING: in flight and dropped: the sender learns it at the arrival time)
 cdef enum:
     EMPTY = 0
     IN_FLIGHT = 1
     ARRIVED = 2
+    LOSING = 3
+
+# Kinds of the event log (galasim/sim/events.py names them)
+cdef enum:
+    LOG_UPDATE = 0
+    LOG_WRITE = 1
+    LOG_ARRIVE = 2
+    LOG_MIX = 3
+    LOG_LOST = 4
+    LOG_CRASH = 5
+    LOG_LINK = 6
 
 # Agent states
 cdef enum:
@@ -78,6 +101,16 @@ cdef enum:
     RUN_CALLBACK = 1
     RUN_NOMEM = 2
     RUN_CLOSE = 3
+    RUN_CHECK = 4
+
+# Work units (about one per double touched) between two returns to Python: a few milliseconds.
+cdef int64_t CHECK_WORK = 1 << 23
+
+cdef struct LogEntry:
+    double time
+    int kind
+    int64_t agent
+    int64_t edge
 
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
 cdef double TWO_PI = 6.283185307179586
@@ -184,8 +217,8 @@ cdef Event heap_pop(EventHeap* h) noexcept nogil:
 cdef class Engine:
     """One GALA or push-sum simulation; build it from an :class:`galasim.sim.spec.EngineSpec`."""
     # configuration
-    cdef int protocol, n, d, update, mix_any, certificate, samples, period
-    cdef int64_t iterations, sync_freq
+    cdef int protocol, n, d, update, mix_any, certificate, samples, period, resend, record
+    cdef int64_t iterations, sync_freq, max_events
     cdef double lr, L, step, drop
     cdef uint64_t seed
     cdef Distribution compute, delay
@@ -202,10 +235,20 @@ cdef class Engine:
     cdef double[:, ::1] acc_x
     cdef int64_t[::1] k, stale, write_k, seq_e
     cdef signed char[::1] status, owed, slot, removed
+    cdef double[::1] last_update_time
     cdef EventHeap heap
     cdef double now
     cdef bint dirty, finished, deadlock, oom
-    cdef int64_t live, reached, cb_agent
+    cdef int64_t live, reached, cb_agent, work, next_check
+    cdef object stopped, diagnosis, check_k
+
+    # the action clock (see the module docstring)
+    cdef int64_t actions, tau_actions, max_fresh
+    cdef int64_t[::1] last_action, snap, last_use, max_avoid
+
+    # event log (record_events)
+    cdef LogEntry* log
+    cdef Py_ssize_t log_n, log_cap
 
     # push-sum message pool (several messages may be in flight on one edge)
     cdef double* pool_x
@@ -233,10 +276,10 @@ cdef class Engine:
     cdef bint close_pending
     cdef object certifier
 
-    # trajectory sample (stride doubles whenever the buffer fills)
+    # trajectory sample (stride doubles whenever the buffer fills); the diameter of a sampled
+    # state is computed when it is sampled, so memory never scales with samples x n x d
     cdef double[:, ::1] traj
-    cdef double[:, :, ::1] traj_states   # the sampled states, for their diameters (n <= 256)
-    cdef bint keep_states
+    cdef bint sample_diameter
     cdef Py_ssize_t traj_n, obs_count, stride
 
     def __cinit__(self):
@@ -244,9 +287,11 @@ cdef class Engine:
         self.pool_x = NULL
         self.pool_edge = NULL
         self.pool_free = NULL
+        self.log = NULL
 
     def __dealloc__(self):
         free(self.heap.items)
+        free(self.log)
         free(self.pool_x)
         free(self.pool_edge)
         free(self.pool_free)
@@ -263,6 +308,9 @@ cdef class Engine:
         self.update = spec.update
         self.sync_freq = spec.sync_freq
         self.mix_any = spec.mix_any
+        self.resend = spec.resend
+        self.record = spec.record_events
+        self.max_events = spec.max_events
         self.drop = spec.drop
         self.seed = spec.seed
         self.callback = spec.callback
@@ -305,7 +353,16 @@ cdef class Engine:
         self.slot = np.zeros(E, dtype=np.int8)
         self.owed = np.zeros(E, dtype=np.int8)
         self.removed = np.zeros(E, dtype=np.int8)
+        self.last_update_time = np.zeros(n)
         self.live = n
+        self.last_action = np.zeros(n, dtype=np.int64)
+        self.snap = np.zeros(E, dtype=np.int64)
+        self.last_use = np.zeros(E, dtype=np.int64)
+        self.max_avoid = np.zeros(E, dtype=np.int64)
+        self.next_check = CHECK_WORK
+        self.stopped = ""
+        self.diagnosis = ""
+        self.check_k = None
 
         self.heap.capacity = max(16, 2 * (n + E))
         self.heap.items = <Event*>malloc(self.heap.capacity * sizeof(Event))
@@ -328,13 +385,14 @@ cdef class Engine:
         self.tree_size = 1
         while self.tree_size < n:
             self.tree_size *= 2
-        self.tree = np.full(2 * self.tree_size, -1.0)
+        # Padding leaves hold -inf so that no threshold ever selects them (a -1.0 padding was
+        # selected once the mean drifted by more than sup + 1, reading agent rows i >= n).
+        self.tree = np.full(2 * self.tree_size, -np.inf)
         for i in range(n):
             self._tree_set(i, 0.0)
         self.samples = max(2, spec.samples)
         self.traj = np.full((2 * self.samples + 1, 4), np.nan)
-        self.keep_states = n <= MAX_DIAMETER_AGENTS
-        self.traj_states = np.zeros((2 * self.samples + 1 if self.keep_states else 1, n, d))
+        self.sample_diameter = diameter_work_ok(n, d)
         self.stride = 1
 
     # ------------------------------------------------------------------ small helpers (nogil)
@@ -365,6 +423,23 @@ cdef class Engine:
         if heap_push(&self.heap, t, kind, target) != 0:
             self.oom = True
 
+    cdef void _log(self, int kind, int64_t agent, int64_t edge) noexcept nogil:
+        cdef LogEntry* grown
+        if not self.record:
+            return
+        if self.log_n == self.log_cap:
+            grown = <LogEntry*>realloc(self.log, max(1024, 2 * self.log_cap) * sizeof(LogEntry))
+            if grown == NULL:
+                self.oom = True
+                return
+            self.log = grown
+            self.log_cap = max(1024, 2 * self.log_cap)
+        self.log[self.log_n].time = self.now
+        self.log[self.log_n].kind = kind
+        self.log[self.log_n].agent = agent
+        self.log[self.log_n].edge = edge
+        self.log_n += 1
+
     cdef inline bint _edge_live(self, int64_t e, int64_t t) noexcept nogil:
         return (self.active[t % self.period, e] != 0 and not self.removed[e]
                 and self.status[self.edge_dst[e]] != CRASHED)
@@ -393,14 +468,16 @@ cdef class Engine:
         cdef bint lost
         for c in range(self.d):
             self.payload[e, c] = self.x[j, c]
-        self.slot[e] = IN_FLIGHT
         self.owed[e] = 0
         self.write_k[e] = self.k[self.edge_dst[e]]
+        self.snap[e] = self.last_action[j]
         delay = self.edge_factor[e] * sample(self.delay, self.delay_keys[e], self.seq_e[e])
         lost = self.drop > 0 and uniform(self.drop_keys[e], self.seq_e[e]) < self.drop
+        self.slot[e] = LOSING if lost else IN_FLIGHT
         self.seq_e[e] += 1
         self.sent += 1
         self.events += 1
+        self._log(LOG_WRITE, j, e)
         if self.certificate:
             self.prod[self.n + e, :] = self.prod[j, :]
             self.g[self.n + e] = self.g[j]
@@ -411,7 +488,7 @@ cdef class Engine:
             self._push(self.now + delay, EV_ARRIVAL, e)
 
     cdef void _serve_owed(self, int64_t j) noexcept nogil:
-        """Blocked agent j writes to every live out-edge it owes a message and that is free."""
+        """gala-resend: agent j writes on every live out-edge it owes a message and that is free."""
         cdef int64_t p, e, t = self.k[j] - 1
         for p in range(self.out_indptr[j], self.out_indptr[j + 1]):
             e = self.out_edges[p]
@@ -436,7 +513,7 @@ cdef class Engine:
         return True
 
     cdef void _slot_freed(self, int64_t e) noexcept nogil:
-        """A blocked sender still owes edge e a skipped or lost write: it sends it now."""
+        """gala-resend: a blocked sender that owes edge e a skipped or lost write sends it now."""
         cdef int64_t j = self.edge_src[e]
         if self.status[j] == BLOCKED and self.owed[e] and self._edge_live(e, self.k[j] - 1):
             self._write_edge(j, e)
@@ -453,6 +530,9 @@ cdef class Engine:
         self.stale[i] = 0
         if m == 0:
             return
+        self._act(i)
+        if m > self.max_fresh:
+            self.max_fresh = m
         inv = 1.0 / (m + 1)
         for c in range(self.d):
             self.x[i, c] *= inv
@@ -471,7 +551,13 @@ cdef class Engine:
                 self.slot[e] = EMPTY
                 if self.k[i] - self.write_k[e] > self.max_age:
                     self.max_age = self.k[i] - self.write_k[e]
+                if self.actions - self.snap[e] > self.tau_actions:
+                    self.tau_actions = self.actions - self.snap[e]
+                if self.actions - self.last_use[e] - 1 > self.max_avoid[e]:
+                    self.max_avoid[e] = self.actions - self.last_use[e] - 1
+                self.last_use[e] = self.actions
         self.events += 1
+        self._log(LOG_MIX, i, -1)
         self._touch(i)
         for e in range(lo, hi):
             if self.slot[e] == EMPTY:
@@ -487,35 +573,42 @@ cdef class Engine:
         if self.removed[e]:
             self.slot[e] = EMPTY
             self.dropped += 1
+            self._log(LOG_LOST, self.edge_src[e], e)
             self._slot_freed(e)
             return
         self.slot[e] = ARRIVED
+        self._log(LOG_ARRIVE, self.edge_dst[e], e)
         self._wake(self.edge_dst[e])
 
     cdef void _lost(self, int64_t e) noexcept nogil:
-        """The sender learns its message was dropped: it owes its out-peers a write again."""
+        """The sender learns its message was dropped (gala-resend: it owes the edge a write)."""
         self.events += 1
         self.slot[e] = EMPTY
-        self.owed[e] = 1
-        self._slot_freed(e)
+        self._log(LOG_LOST, self.edge_src[e], e)
+        if self.resend:
+            self.owed[e] = 1
+            self._slot_freed(e)
 
     cdef void _gala_after_update(self, int64_t i) noexcept nogil:
         cdef int64_t t = self.k[i] - 1, p, e
-        cdef bint can_write = self._can_write(i, t)
+        # Reference rule: write on every live out-edge or, if any still holds an unread message,
+        # on none. gala-resend: write on each free live out-edge, owe the occupied ones.
+        cdef bint can_write = self.resend or self._can_write(i, t)
         for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
             e = self.out_edges[p]
             if self._edge_live(e, t):
-                if can_write:
+                if can_write and self.slot[e] == EMPTY:
                     self._write_edge(i, e)
                 else:
-                    self.owed[e] = 1
+                    self.owed[e] = self.resend
                     self.skipped += 1
         if self._ready(i):
             self._mix(i)
             self._resume(i)
         elif self.sync_freq >= 0 and self.stale[i] >= self.sync_freq:
             self.status[i] = BLOCKED
-            self._serve_owed(i)
+            if self.resend:
+                self._serve_owed(i)
         else:
             self.stale[i] += 1
             if self.stale[i] > self.max_stale:
@@ -669,6 +762,8 @@ cdef class Engine:
                 continue
             if p >= self.tree_size:
                 i = p - self.tree_size
+                if i >= self.n:  # padding (-inf) is never above a finite threshold: defensive
+                    continue
                 r2 = 0.0
                 for c in range(self.d):
                     v = self.zc[i, c] - self.zsum[c] / self.n
@@ -731,9 +826,17 @@ cdef class Engine:
         # two-camp: agents 0..ceil(n/2)-1 step +alpha L e_1, the others -alpha L e_1
         self.delta[0] = self.step if i < (self.n + 1) // 2 else -self.step
 
+    cdef inline void _act(self, int64_t i) noexcept nogil:
+        """Agent i's parameters change: one more action of the clock."""
+        self.actions += 1
+        self.last_action[i] = self.actions
+
     cdef void _apply_update(self, int64_t i) noexcept nogil:
         cdef int64_t c
         cdef double norm = 0.0, wi = self.w[i]
+        self._act(i)
+        self._log(LOG_UPDATE, i, -1)
+        self.last_update_time[i] = self.now
         for c in range(self.d):
             norm += self.delta[c] * self.delta[c]
             self.x[i, c] += wi * self.delta[c]
@@ -766,6 +869,7 @@ cdef class Engine:
         self.events += 1
         if self.status[i] == CRASHED:
             return
+        self._log(LOG_CRASH, i, -1)
         self.status[i] = CRASHED
         self.live -= 1
         if self.k[i] >= self.iterations:
@@ -781,6 +885,7 @@ cdef class Engine:
     cdef void _remove_link(self, int64_t e) noexcept nogil:
         self.events += 1
         self.removed[e] = 1
+        self._log(LOG_LINK, self.edge_src[e], e)
         if self.protocol == PUSH_SUM:
             return
         self._wake(self.edge_dst[e])
@@ -801,10 +906,24 @@ cdef class Engine:
             self.piece_start_k[r] = self.k[r]
         self.close_pending = False
 
+    cdef double _diameter(self) noexcept nogil:
+        """max_ij ||z_i - z_j|| of the current state (O(n^2 d), only for sampled states)."""
+        cdef Py_ssize_t i, j, c
+        cdef double best = 0.0, r2, v
+        for i in range(self.n):
+            for j in range(i + 1, self.n):
+                r2 = 0.0
+                for c in range(self.d):
+                    v = self.x[i, c] / self.w[i] - self.x[j, c] / self.w[j]
+                    r2 += v * v
+                if r2 > best:
+                    best = r2
+        return sqrt(best)
+
     cdef void _end_batch(self) noexcept nogil:
         """All events at self.now are processed: observe the state, close pieces, test the end."""
         cdef double worst, bound = INFINITY
-        cdef Py_ssize_t row, keep, i, c
+        cdef Py_ssize_t row, keep
         cdef bint sample
         if self.dirty:
             self.dirty = False
@@ -819,17 +938,12 @@ cdef class Engine:
                 row = self.traj_n
                 self.traj[row, 0] = self.now
                 self.traj[row, 1] = worst
+                self.traj[row, 2] = self._diameter() if self.sample_diameter else NAN
                 self.traj[row, 3] = bound if self.certificate else NAN
-                if self.keep_states:
-                    for i in range(self.n):
-                        for c in range(self.d):
-                            self.traj_states[row, i, c] = self.x[i, c] / self.w[i]
                 self.traj_n += 1
                 if self.traj_n == 2 * self.samples:
                     for keep in range(self.samples):
                         self.traj[keep, :] = self.traj[2 * keep + 1, :]
-                        if self.keep_states:
-                            self.traj_states[keep, :, :] = self.traj_states[2 * keep + 1, :, :]
                     self.traj_n = self.samples
                     self.stride *= 2
         if self.certificate and self.live > 0 and self.piece_count >= self.live:
@@ -841,6 +955,7 @@ cdef class Engine:
 
     cdef int _loop(self) noexcept nogil:
         cdef Event ev
+        cdef int64_t unit = self.d + 1 + (self.prod.shape[1] if self.certificate else 0)
         while True:
             if self.oom:
                 return RUN_NOMEM
@@ -855,6 +970,10 @@ cdef class Engine:
                     return RUN_DONE
                 if self.close_pending:
                     return RUN_CLOSE
+            self.work += unit
+            if self.work >= self.next_check:
+                self.next_check = self.work + CHECK_WORK
+                return RUN_CHECK
             ev = heap_pop(&self.heap)
             self.now = ev.time
             if ev.kind == EV_UPDATE:
@@ -899,10 +1018,50 @@ cdef class Engine:
             if rc == RUN_CLOSE:
                 self._close_piece()
                 continue
+            if rc == RUN_CHECK:
+                PyErr_CheckSignals()  # Ctrl-C raises KeyboardInterrupt here
+                if self._check():
+                    continue
+                break
             if rc == RUN_NOMEM:
-                raise MemoryError("out of memory while growing the event heap or message pool")
+                raise MemoryError("out of memory while growing the event heap, message pool or event log")
+            if self.deadlock:
+                self._stop("deadlock", liveness.frozen_agents(self._snapshot()))
             break
         return self._results(time.perf_counter() - started)
+
+    def _snapshot(self):
+        return liveness.Snapshot(
+            np.asarray(self.status), np.asarray(self.slot), np.asarray(self.owed),
+            np.asarray(self.removed), np.asarray(self.k), np.asarray(self.in_indptr),
+            np.asarray(self.edge_src), np.asarray(self.edge_dst), np.asarray(self.out_indptr),
+            np.asarray(self.out_edges), np.asarray(self.active), bool(self.mix_any),
+            bool(self.resend))
+
+    def _stop(self, reason, frozen):
+        self.stopped = reason
+        self.deadlock = reason == "deadlock"
+        if reason == "deadlock":
+            self.diagnosis = liveness.diagnose(self._snapshot(), frozen, self.iterations)
+        else:
+            self.diagnosis = liveness.starvation(
+                np.asarray(self.k), np.asarray(self.last_update_time), np.asarray(self.status),
+                self.iterations, self.events, self.max_events)
+
+    def _check(self):
+        """Between two slices of the loop: may the run go on? (the twin of the reference's)"""
+        if self.events > self.max_events:
+            self._stop("event-budget", None)
+            return False
+        k = np.asarray(self.k)
+        stalled = (np.asarray(self.status) == BLOCKED) & (k < self.iterations)
+        if self.check_k is not None and (stalled & (k == self.check_k)).any():
+            frozen = liveness.frozen_agents(self._snapshot())
+            if any(self.k[r] < self.iterations for r in frozen):
+                self._stop("deadlock", frozen)
+                return False
+        self.check_k = k.copy()
+        return True
 
     cdef _callback_update(self, int64_t i):
         params = np.asarray(self.x[i]) / self.w[i]
@@ -911,6 +1070,7 @@ cdef class Engine:
 
     def _results(self, double wall):
         cdef Py_ssize_t stride = self.d + 1, h
+        cdef unsigned char[::1] log_bytes
         cdef int64_t m
         mass_x = np.asarray(self.x).sum(axis=0) + np.asarray(self.acc_x).sum(axis=0)
         mass_w = float(np.asarray(self.w).sum() + np.asarray(self.acc_w).sum())
@@ -921,8 +1081,11 @@ cdef class Engine:
                     mass_x += np.array([self.pool_x[m * stride + c] for c in range(self.d)])
                     mass_w += self.pool_x[m * stride + self.d]
         traj = np.asarray(self.traj[: self.traj_n]).copy()
-        if self.keep_states:
-            traj[:, 2] = [diameter(state) for state in np.asarray(self.traj_states[: self.traj_n])]
+        log = np.zeros(self.log_n, dtype=LOG_DTYPE)
+        assert LOG_DTYPE.itemsize == sizeof(LogEntry)
+        log_bytes = log.view(np.uint8)
+        if self.log_n:
+            memcpy(&log_bytes[0], self.log, self.log_n * sizeof(LogEntry))
         return {
             "x": np.asarray(self.x).copy(),
             "w": np.asarray(self.w).copy(),
@@ -939,6 +1102,15 @@ cdef class Engine:
             "skipped": int(self.skipped),
             "dropped": int(self.dropped),
             "deadlock": bool(self.deadlock),
+            "stopped": self.stopped,
+            "diagnosis": self.diagnosis,
+            "actions": int(self.actions),
+            "tau_actions": int(self.tau_actions),
+            "max_fresh": int(self.max_fresh),
+            "last_use": np.asarray(self.last_use).copy(),
+            "max_avoid": np.asarray(self.max_avoid).copy(),
+            "removed": np.asarray(self.removed).astype(bool),
+            "event_log": log,
             "max_update_norm": self.max_update_norm,
             "mass_x": mass_x,
             "mass_w": mass_w,

@@ -255,11 +255,16 @@ def realised_configs(quick: bool, seed: int) -> list[dict]:
     topologies = ("ring", "exponential", "one-peer-exponential") if quick else (
         "ring", "exponential", "torus", "one-peer-exponential")
     delays = (0.0, 2.0)
+    # The paper's protocol deadlocks on multi-peer graphs (claim C6): those run galasim's
+    # deadlock-free extension, the 1-peer graphs run the paper's protocol.
     return [
-        {"topology": t, "agents": 8 if quick else 16, "delays": d, "iterations": 300 if quick else 1200,
-         "seed": seed}
+        {"topology": t, "protocol": "gala" if t in ONE_PEER else "gala-resend", "agents": 8 if quick else 16,
+         "delays": d, "iterations": 300 if quick else 1200, "seed": seed}
         for t in topologies for d in delays
     ]
+
+
+ONE_PEER = ("ring", "one-peer-exponential")
 
 
 def measure_realised(config: dict) -> dict:
@@ -267,6 +272,7 @@ def measure_realised(config: dict) -> dict:
     w, worst, single = window_contraction(pieces)
     return {
         "topology": config["topology"],
+        "protocol": config["protocol"],
         "agents": config["agents"],
         "delays": config["delays"],
         "pieces": len(pieces),

@@ -48,8 +48,8 @@ def configs(quick: bool, seed: int) -> list[dict]:
     """The base configurations whose alpha and L are scaled."""
     base = [
         {"topology": "ring", "agents": 8, "delays": 0.0, "sync_freq": 4},
-        {"topology": "exponential", "agents": 16, "delays": 2.0, "sync_freq": 1},
-        {"topology": "torus", "agents": 12, "delays": "uniform:0.5,1.5", "sync_freq": 0,
+        {"topology": "exponential", "protocol": "gala-resend", "agents": 16, "delays": 2.0, "sync_freq": 1},
+        {"topology": "torus", "protocol": "gala-resend", "agents": 12, "delays": "uniform:0.5,1.5", "sync_freq": 0,
          "compute": "stragglers:0.25,4"},
     ]
     if quick:

@@ -132,8 +132,8 @@ def _small_c2(monkeypatch):
     configs = [
         {"topology": "ring", "agents": 8, "delays": 1.0, "updates": "two-camp", "sync_freq": 4,
          "iterations": 150, "seed": 0},
-        {"topology": "torus", "agents": 8, "delays": 0.0, "updates": "away-from-mean", "sync_freq": 1,
-         "iterations": 150, "seed": 1},
+        {"topology": "torus", "protocol": "gala-resend", "agents": 8, "delays": 0.0,
+         "updates": "away-from-mean", "sync_freq": 1, "iterations": 150, "seed": 1},
     ]
     monkeypatch.setattr(c2, "grid_configs", lambda quick, seed: configs)
     monkeypatch.setattr(c2, "random_configs", lambda quick, seed: [])
@@ -168,11 +168,11 @@ def test_c2_fails_when_the_certificate_is_below_the_empirical_distance(monkeypat
     assert any("empirical" in f and "> certificate" in f for f in result.failures)
 
 
-def test_c2_fails_when_epsilon_is_below_the_certificate(monkeypatch):
+def test_c2_fails_when_epsilon_is_below_the_empirical_distance(monkeypatch):
     _small_c2(monkeypatch)
 
     def shrink(result):
-        result.summary["epsilon"] = 0.5 * result.summary["certificate"]
+        result.summary["epsilon"] = 0.5 * result.summary["empirical"]
 
     _lying_simulate(monkeypatch, shrink)
     result = c2.run(quick=True)
@@ -194,6 +194,13 @@ def test_c2_fails_when_galasim_itself_says_the_bound_fails(monkeypatch):
     _small_c2(monkeypatch)
     _lying_simulate(monkeypatch, lambda r: r.summary.update(bound_holds=False))
     assert not c2.run(quick=True).passed
+
+
+def test_c2_fails_when_epsilon_constants_disagree_with_the_event_log(monkeypatch):
+    _small_c2(monkeypatch)
+    _lying_simulate(monkeypatch, lambda r: r.summary.update(epsilon_tau=r.summary["epsilon_tau"] - 1))
+    result = c2.run(quick=True)
+    assert not result.passed and any("re-derived from the event log" in f for f in result.failures)
 
 
 def test_c2_is_not_vacuous():

@@ -1,33 +1,39 @@
 """The gossip protocols: plain data that the simulator (and real learners) follow.
 
-GALA (Assran et al., 2019), agent *i* after each local update ``x_i <- x_i + delta_i``:
+``gala`` is exactly the protocol of the paper's code (facebookresearch/gala,
+``gala/gpu_gossip_buffer.py``: ``write_message`` and ``aggregate_message``). Agent *i*, after each
+local update ``x_i <- x_i + delta_i``:
 
-1. **Non-blocking send.** If every out-peer has consumed *i*'s previous message, write ``x_i`` into
-   the message buffer of each out-peer; otherwise skip the write (an unread message is never
-   overwritten).
-2. **Non-blocking receive.** If every in-peer has a fresh (unread) message, or *i* has gone
+1. **Non-blocking send.** If every live out-peer has consumed *i*'s previous message, write ``x_i``
+   into the message buffer of each live out-peer; otherwise skip the write, on every edge (an
+   unread message is never overwritten).
+2. **Non-blocking receive.** If every live in-peer has a fresh (unread) message, or *i* has gone
    ``sync_freq`` iterations without mixing, mix ``x_i <- (x_i + sum_j msg_j) / (m + 1)`` over the
    ``m`` fresh messages (blocking for them in the second case), mark them read and reset the
    staleness counter; otherwise increment the counter.
 
 The receiver applies the uniform weight ``1/(m+1)``: on GALA's regular graphs this is the paper's
 ``x/(p+1)`` sender scaling, and on irregular graphs it keeps the mix row-stochastic (pull form).
-There are no push-sum weights, so under delays the network average is *not* preserved.
+There are no push-sum weights, so under delays the network average is *not* preserved. The
+reference protocol has no other rule: a blocked agent does not write, and on multi-peer graphs
+with a finite ``sync_freq`` it can deadlock. The simulator then stops the run and reports the
+agents that wait for one another (see ``docs/simulation.md``).
 
-Two rules the paper leaves implicit, needed for an executable protocol:
+``gala-resend`` is **galasim's extension**, not the paper's protocol: after each update the agent
+writes on every live out-edge whose buffer is free (instead of all or none), an edge whose write
+was skipped, or whose message was dropped, is *owed*, and a blocked agent writes its current
+parameters on each owed edge as soon as that edge's buffer frees. On a static graph this cannot
+deadlock (proof in ``docs/simulation.md``).
 
-* *Deadlock freedom.* An agent blocked in a receive keeps serving its send buffer: every out-edge
-  whose write it skipped, or whose message was dropped, is owed a message, and it writes its
-  current parameters on each owed edge as soon as that edge's buffer is free. (Without this, agents
-  that skipped or lost a write and then blocked can wait for one another forever.)
-* *Failure detection.* A crashed agent, or a removed link, is no longer waited for by receivers or
-  counted by senders' "all consumed" check.
+Failure model of the simulator (also galasim's, the paper has no faults): a crashed agent, or a
+removed link, is no longer waited for by receivers or counted by senders' "all consumed" check.
 
 With a time-varying schedule an agent cannot know which peers address it at a given iteration, so
-it mixes every fresh message it holds, and a blocking receive waits for at least one.
+it mixes every fresh message it holds, and a blocking receive waits for at least one. These
+combinations can deadlock under either variant; the simulator detects and reports it.
 
 Comparison protocols: ``allreduce`` (synchronous exact averaging; every round waits for the slowest
-agent), ``sync-gossip`` (GALA with ``sync_freq=0``: always wait, D-PSGD style) and ``push-sum``
+agent), ``sync-gossip`` (``gala`` with ``sync_freq=0``: always wait, D-PSGD style) and ``push-sum``
 (stochastic gradient push: column-stochastic shares ``1/(p+1)`` of ``(x, w)`` with a weight scalar,
 average preserving, never blocking; the de-biased parameters are ``z = x / w``).
 """
@@ -39,7 +45,7 @@ from dataclasses import dataclass
 # Engine codes.
 GALA, PUSH_SUM, ALLREDUCE = range(3)
 
-PROTOCOLS = ("gala", "sync-gossip", "allreduce", "push-sum")
+PROTOCOLS = ("gala", "gala-resend", "sync-gossip", "allreduce", "push-sum")
 DEFAULT_SYNC_FREQ = 4
 UNBOUNDED = math.inf
 
@@ -50,7 +56,8 @@ class Protocol:
 
     ``sync_freq`` is the number of consecutive iterations an agent may skip mixing before it
     blocks for its in-peers' messages; ``math.inf`` means never block (unbounded staleness).
-    It only matters for ``gala`` (``sync-gossip`` is ``gala`` with ``sync_freq=0``).
+    It only matters for ``gala`` and ``gala-resend`` (``sync-gossip`` is ``gala`` with
+    ``sync_freq=0``).
 
     Examples
     --------
@@ -68,8 +75,13 @@ class Protocol:
         return {"allreduce": ALLREDUCE, "push-sum": PUSH_SUM}.get(self.name, GALA)
 
     @property
+    def resend(self) -> bool:
+        """galasim's deadlock-free extension (``gala-resend``), not the paper's protocol."""
+        return self.name == "gala-resend"
+
+    @property
     def staleness_bounded(self) -> bool:
-        return self.name != "gala" or math.isfinite(self.sync_freq)
+        return self.code != GALA or math.isfinite(self.sync_freq)
 
 
 def parse_sync_freq(value: object) -> float:

@@ -94,6 +94,11 @@ def run(spec: EngineSpec) -> dict:
         "skipped": 0,
         "dropped": 0,
         "deadlock": deadlock,
+        "stopped": "deadlock" if deadlock else "",
+        "diagnosis": (f"agent {int(np.argmin(spec.crash_time))} crashed at t={first_crash:g}: every "
+                      f"later all-reduce round waits for it forever (after {rounds_done} rounds)"
+                      if deadlock else ""),
+        "removed": np.zeros(len(spec.edge_src), dtype=bool),
         "max_update_norm": max_norm,
         "mass_x": states.sum(axis=0),
         "mass_w": float(n),

@@ -21,6 +21,7 @@ from galasim.sim.models import (
     parse_faults,
     parse_updates,
 )
+from galasim.sim.events import as_frame
 from galasim.sim.result import TRAJECTORY_COLUMNS, SimResult
 from galasim.sim.spec import EngineSpec
 
@@ -96,6 +97,8 @@ def build_spec(
     seed: int,
     certificate: bool | str,
     samples: int,
+    record_events: bool = False,
+    max_events: int | None = None,
 ) -> EngineSpec:
     """Lower a validated configuration to the flat :class:`EngineSpec` both engines read."""
     n = _order(graph)
@@ -141,6 +144,7 @@ def build_spec(
         update=updates.code,
         sync_freq=int(proto.sync_freq) if math.isfinite(proto.sync_freq) else -1,
         mix_any=int(topo.is_schedule(graph)),
+        resend=int(proto.resend),
         in_indptr=in_indptr,
         edge_src=src,
         edge_dst=dst,
@@ -158,8 +162,19 @@ def build_spec(
         seed=seed,
         certificate=int(track),
         samples=samples,
+        record_events=int(record_events),
+        max_events=default_max_events(n, E, iterations) if max_events is None else max_events,
         callback=updates.callback,
     )
+
+
+def default_max_events(n: int, edges: int, iterations: int) -> int:
+    """A budget no completing run comes near: 100 times a fault-free run's events, plus 10^6.
+
+    A fault-free GALA iteration costs an agent one update, at most one mix, and one write and one
+    arrival per out-edge; stragglers make the fast agents do more while the slow ones finish.
+    """
+    return min(100 * iterations * (2 * n + 2 * edges) + 10**6, 2**62)
 
 
 def _violations(raw: dict, spec: EngineSpec, proto: Protocol, faults: Faults) -> list[str]:
@@ -180,8 +195,8 @@ def _violations(raw: dict, spec: EngineSpec, proto: Protocol, faults: Faults) ->
             found.append(f"A3: removing link(s) {cut} leaves a graph that is not strongly connected")
     if proto.code == GALA and not proto.staleness_bounded:
         found.append("A4: sync_freq=inf, so staleness is unbounded")
-    if raw["deadlock"]:
-        found.append("the run deadlocked: agents wait for messages that can never arrive")
+    if raw["stopped"]:
+        found.append(f"the run stopped before completing ({raw['stopped']}): {raw['diagnosis']}")
     return found
 
 
@@ -204,6 +219,8 @@ def simulate(
     certificate: bool | str = "auto",
     trajectory_samples: int = 200,
     engine: str = "cython",
+    record_events: bool = False,
+    max_events: int | None = None,
 ) -> SimResult:
     """Simulate asynchronous gossip in virtual time and check the epsilon-ball bound.
 
@@ -213,7 +230,9 @@ def simulate(
         A name from :data:`galasim.topology.NAMES` (with ``agents`` and ``peers``), a graph whose
         edge ``j -> i`` means i receives from j (undirected graphs gossip both ways), or a
         time-varying :class:`galasim.topology.Schedule`.
-    protocol : {"gala", "sync-gossip", "allreduce", "push-sum"}
+    protocol : {"gala", "gala-resend", "sync-gossip", "allreduce", "push-sum"}
+        ``gala`` is the paper's protocol (facebookresearch/gala); ``gala-resend`` is galasim's
+        deadlock-free extension (see :mod:`galasim.gossip.protocol`).
     agents : int, optional
         Number of agents for a named topology (default 8).
     dim : int
@@ -237,6 +256,15 @@ def simulate(
         About how many observations the returned trajectory keeps.
     engine : {"cython", "reference"}
         The compiled scheduler, or the pure-Python reference with identical semantics.
+    record_events : bool
+        Keep the log of every event (``SimResult.events``; memory grows with the run).
+    max_events : int, optional
+        Stop with a diagnosis after this many events (default: 100 times a fault-free run's).
+
+    A run always ends: complete, or stopped with ``summary["stopped"]`` (``deadlock``: agents wait
+    for one another forever; ``event-budget``) and ``summary["diagnosis"]`` saying who waited for
+    whom, or who made no progress while the others advanced how far. Ctrl-C raises
+    ``KeyboardInterrupt`` within a fraction of a second.
 
     Returns
     -------
@@ -259,6 +287,8 @@ def simulate(
     seed = _integer("seed", seed, 0)
     peers = _integer("peers", peers, 1)
     samples = _integer("trajectory_samples", trajectory_samples, 2)
+    if max_events is not None:
+        max_events = _integer("max_events", max_events, 1)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
     if certificate not in (True, False, "auto"):
@@ -271,7 +301,7 @@ def simulate(
     spec = build_spec(
         graph, proto, dim=dim, iterations=iterations, lr=lr, L=L, updates=update_model,
         compute=compute_model, delays=delay_model, faults=fault_model, seed=seed,
-        certificate=certificate, samples=samples,
+        certificate=certificate, samples=samples, record_events=record_events, max_events=max_events,
     )
     if proto.code == ALLREDUCE:
         raw = allreduce.run(spec)
@@ -304,22 +334,26 @@ def simulate(
     summary = _summarise(raw, spec, proto, graph, fault_model)
     trajectory = pd.DataFrame(raw["trajectory"], columns=list(TRAJECTORY_COLUMNS))
     state = raw["x"] / raw["w"][:, None]
-    return SimResult(config, summary, trajectory, state, diagnostics=raw)
+    events = as_frame(raw["event_log"]) if record_events and "event_log" in raw else None
+    edges = pd.DataFrame({"src": spec.edge_src, "dst": spec.edge_dst})
+    return SimResult(config, summary, trajectory, state, diagnostics=raw, events=events, edges=edges)
 
 
 def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults) -> dict:
     from galasim.sim.bounds import epsilon_for_run
 
     violated = _violations(raw, spec, proto, faults)
-    tau = max(raw["max_staleness"], raw["max_message_age"])
-    epsilon, log10_epsilon = epsilon_for_run(graph, proto, spec, tau)
+    eps = epsilon_for_run(raw, spec, proto)
     certificate = raw["certificate"]
     empirical = raw["sup_distance"]
     assumptions_hold = not violated
-    if proto.code == PUSH_SUM or (proto.code == GALA and not spec.certificate) or not assumptions_hold:
-        bound_holds = None  # nothing is claimed: no certificate, or an assumption failed
+    if proto.code == PUSH_SUM or not assumptions_hold:
+        bound_holds = None  # nothing is claimed: outside the theorem, or an assumption failed
     else:
-        bound_holds = bool(empirical <= certificate * (1 + 1e-9) + 1e-12 and certificate <= epsilon)
+        # Two independent proven upper bounds: each must hold, nothing orders them.
+        slack = 1e-9 * max(empirical, spec.step) + 1e-12
+        proven = [b for b in (certificate, eps.epsilon) if not math.isnan(b)]
+        bound_holds = bool(all(empirical <= b + slack for b in proven))
     live = ~raw["crashed"]
     iters = raw["iterations"][live] if live.any() else raw["iterations"]
     virtual_time = raw["virtual_time"]
@@ -332,8 +366,13 @@ def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faul
         "empirical": float(empirical),
         "empirical_diameter": float(np.nanmax(traj[:, 2])) if len(traj) and np.isfinite(traj[:, 2]).any() else math.nan,
         "certificate": float(certificate),
-        "epsilon": float(epsilon),
-        "log10_epsilon": float(log10_epsilon),
+        "epsilon": float(eps.epsilon),
+        "log10_epsilon": float(eps.log10_epsilon),
+        "epsilon_beta": float(eps.beta),
+        "epsilon_tau": int(eps.tau),
+        "epsilon_B": int(eps.B),
+        "epsilon_T": int(eps.T),
+        "actions": int(raw.get("actions", 0)),
         "bound_holds": bound_holds,
         "assumptions_hold": assumptions_hold,
         "violated": "; ".join(violated),
@@ -352,5 +391,8 @@ def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faul
         "messages_skipped": int(raw["skipped"]),
         "messages_dropped": int(raw["dropped"]),
         "deadlock": bool(raw["deadlock"]),
+        "completed": not raw["stopped"],
+        "stopped": raw["stopped"],
+        "diagnosis": raw["diagnosis"],
         "certificate_pieces": int(raw["pieces"]),
     }

@@ -14,15 +14,16 @@ import time
 import numpy as np
 
 from galasim.gossip import PUSH_SUM
-from galasim.sim import rng
+from galasim.sim import liveness, rng
 from galasim.sim.certificate import PiecewiseCertificate, piece_length
+from galasim.sim.events import LOG_DTYPE, ARRIVE, CRASH, LINK, LOST, MIX, UPDATE, WRITE
+from galasim.sim.liveness import ARRIVED, BLOCKED, CRASHED, EMPTY, IN_FLIGHT, LOSING, RUNNING
 from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM, callback_delta
-from galasim.sim.result import MAX_DIAMETER_AGENTS, diameter
+from galasim.sim.result import diameter, diameter_work_ok
 from galasim.sim.spec import EngineSpec
 
 EV_UPDATE, EV_ARRIVAL, EV_LOST, EV_CRASH, EV_LINK = range(5)
-EMPTY, IN_FLIGHT, ARRIVED = range(3)
-RUNNING, BLOCKED, CRASHED = range(3)
+CHECK_WORK = 1 << 23  # work units between two liveness checks, as in the Cython loop
 
 
 class ReferenceEngine:
@@ -55,10 +56,22 @@ class ReferenceEngine:
         self.stale = [0] * n
         self.write_k = [0] * E
         self.seq_e = [0] * E
+        # Plain lists, not arrays: element access is the reference's hot path (it is the speed
+        # baseline of `galasim bench sim`, so it should be fair Python).
         self.status = [RUNNING] * n
         self.slot = [EMPTY] * E
-        self.owed = [False] * E
-        self.removed = [False] * E
+        self.owed = [0] * E
+        self.removed = [0] * E
+        self.last_update_time = np.zeros(n)
+        self.actions = self.tau_actions = self.max_fresh = 0
+        self.last_action = [0] * n
+        self.snap = [0] * E
+        self.last_use = np.zeros(E, dtype=np.int64)
+        self.max_avoid = np.zeros(E, dtype=np.int64)
+        self.work, self.next_check = 0, CHECK_WORK
+        self.stopped = self.diagnosis = ""
+        self.check_k = None
+        self.log: list[tuple[float, int, int, int]] = []
         self.heap: list[tuple[float, int, int, int]] = []
         self.next_seq = 0
         self.now = 0.0
@@ -91,6 +104,14 @@ class ReferenceEngine:
         heapq.heappush(self.heap, (t, self.next_seq, kind, target))
         self.next_seq += 1
 
+    def _log(self, kind: int, agent: int, edge: int) -> None:
+        if self.s.record_events:
+            self.log.append((self.now, kind, agent, edge))
+
+    def _act(self, i: int) -> None:
+        self.actions += 1
+        self.last_action[i] = self.actions
+
     def _edge_live(self, e: int, t: int) -> bool:
         return bool(self.s.active[t % self.period, e]) and not self.removed[e] \
             and self.status[self.dst[e]] != CRASHED
@@ -111,14 +132,16 @@ class ReferenceEngine:
     def _write_edge(self, j: int, e: int) -> None:
         code, p1, p2 = self.s.delay
         self.payload[e] = self.x[j]
-        self.slot[e] = IN_FLIGHT
-        self.owed[e] = False
+        self.owed[e] = 0
         self.write_k[e] = self.k[self.dst[e]]
+        self.snap[e] = self.last_action[j]
         delay = self.s.edge_factor[e] * rng.sample(code, p1, p2, self.delay_keys[e], self.seq_e[e])
         lost = self.s.drop > 0 and rng.uniform(self.drop_keys[e], self.seq_e[e]) < self.s.drop
+        self.slot[e] = LOSING if lost else IN_FLIGHT
         self.seq_e[e] += 1
         self.sent += 1
         self.events += 1
+        self._log(WRITE, j, e)
         if self.certificate:
             self.prod[self.n + e] = self.prod[j]
             self.g[self.n + e] = self.g[j]
@@ -157,6 +180,8 @@ class ReferenceEngine:
         self.stale[i] = 0
         if not fresh:
             return
+        self._act(i)
+        self.max_fresh = max(self.max_fresh, len(fresh))
         for e in fresh:
             self.x[i] += self.payload[e]
         inv = 1.0 / (len(fresh) + 1)
@@ -170,7 +195,11 @@ class ReferenceEngine:
         for e in fresh:
             self.slot[e] = EMPTY
             self.max_age = max(self.max_age, self.k[i] - self.write_k[e])
+            self.tau_actions = max(self.tau_actions, self.actions - self.snap[e])
+            self.max_avoid[e] = max(self.max_avoid[e], self.actions - self.last_use[e] - 1)
+            self.last_use[e] = self.actions
         self.events += 1
+        self._log(MIX, i, -1)
         self.dirty = True
         for e in self.in_edges[i]:
             if self.slot[e] == EMPTY:
@@ -186,33 +215,38 @@ class ReferenceEngine:
         if self.removed[e]:
             self.slot[e] = EMPTY
             self.dropped += 1
+            self._log(LOST, self.src[e], e)
             self._slot_freed(e)
             return
         self.slot[e] = ARRIVED
+        self._log(ARRIVE, self.dst[e], e)
         self._wake(self.dst[e])
 
     def _lost(self, e: int) -> None:
         self.events += 1
         self.slot[e] = EMPTY
-        self.owed[e] = True
-        self._slot_freed(e)
+        self._log(LOST, self.src[e], e)
+        if self.s.resend:
+            self.owed[e] = 1
+            self._slot_freed(e)
 
     def _gala_after_update(self, i: int) -> None:
         t = self.k[i] - 1
-        can_write = self._can_write(i, t)
+        can_write = self.s.resend or self._can_write(i, t)
         for e in self.out_edges[i]:
             if self._edge_live(e, t):
-                if can_write:
+                if can_write and self.slot[e] == EMPTY:
                     self._write_edge(i, e)
                 else:
-                    self.owed[e] = True
+                    self.owed[e] = self.s.resend
                     self.skipped += 1
         if self._ready(i):
             self._mix(i)
             self._resume(i)
         elif self.s.sync_freq >= 0 and self.stale[i] >= self.s.sync_freq:
             self.status[i] = BLOCKED
-            self._serve_owed(i)
+            if self.s.resend:
+                self._serve_owed(i)
         else:
             self.stale[i] += 1
             self.max_stale = max(self.max_stale, self.stale[i])
@@ -296,6 +330,9 @@ class ReferenceEngine:
         return delta
 
     def _apply_update(self, i: int, delta: np.ndarray) -> None:
+        self._act(i)
+        self._log(UPDATE, i, -1)
+        self.last_update_time[i] = self.now
         self.max_update_norm = max(self.max_update_norm, math.sqrt(float(delta @ delta)))
         self.x[i] += self.w[i] * delta
         self.injected_x += self.w[i] * delta
@@ -322,6 +359,7 @@ class ReferenceEngine:
         self.events += 1
         if self.status[i] == CRASHED:
             return
+        self._log(CRASH, i, -1)
         self.status[i] = CRASHED
         self.live -= 1
         if self.k[i] >= self.s.iterations:
@@ -335,7 +373,8 @@ class ReferenceEngine:
 
     def _remove_link(self, e: int) -> None:
         self.events += 1
-        self.removed[e] = True
+        self.removed[e] = 1
+        self._log(LINK, self.src[e], e)
         if self.s.protocol == PUSH_SUM:
             return
         self._wake(self.dst[e])
@@ -366,7 +405,7 @@ class ReferenceEngine:
                 self.cert_sup = max(self.cert_sup, bound)
             self.obs_count += 1
             if self.obs_count % self.stride == 0:
-                diam = diameter(z) if self.n <= MAX_DIAMETER_AGENTS else math.nan
+                diam = diameter(z) if diameter_work_ok(self.n, self.d) else math.nan
                 self.traj.append([self.now, dist, diam, bound if self.certificate else math.nan])
                 if len(self.traj) == 2 * self.samples:
                     self.traj = self.traj[1::2]
@@ -389,11 +428,13 @@ class ReferenceEngine:
         for e in range(self.E):
             if math.isfinite(s.link_time[e]):
                 self._push(float(s.link_time[e]), EV_LINK, e)
+        unit = self.d + 1 + (self.n + self.E if self.certificate else 0)
         while True:
             if not self.heap:
                 self._end_batch()
                 if not self.finished:
                     self.deadlock = True
+                    self._stop("deadlock", liveness.frozen_agents(self._snapshot()))
                 break
             if self.heap[0][0] != self.now:
                 self._end_batch()
@@ -401,6 +442,11 @@ class ReferenceEngine:
                     break
                 if self.close_pending:
                     self._close_piece()
+            self.work += unit
+            if self.work >= self.next_check:
+                self.next_check = self.work + CHECK_WORK
+                if not self._check():
+                    break
             t, _, kind, target = heapq.heappop(self.heap)
             self.now = t
             if kind == EV_UPDATE:
@@ -425,6 +471,37 @@ class ReferenceEngine:
                 self._remove_link(target)
         return self._results(time.perf_counter() - started)
 
+    def _snapshot(self) -> liveness.Snapshot:
+        s = self.s
+        int8 = lambda values: np.array(values, dtype=np.int8)
+        return liveness.Snapshot(int8(self.status), int8(self.slot), int8(self.owed), int8(self.removed),
+                                 np.array(self.k, dtype=np.int64), s.in_indptr, s.edge_src, s.edge_dst,
+                                 s.out_indptr, s.out_edges, s.active, bool(s.mix_any), bool(s.resend))
+
+    def _stop(self, reason: str, frozen: set[int] | None) -> None:
+        self.stopped = reason
+        self.deadlock = reason == "deadlock"
+        if reason == "deadlock":
+            self.diagnosis = liveness.diagnose(self._snapshot(), frozen, self.s.iterations)
+        else:
+            self.diagnosis = liveness.starvation(np.array(self.k), self.last_update_time, np.array(self.status),
+                                                 self.s.iterations, self.events, self.s.max_events)
+
+    def _check(self) -> bool:
+        """The twin of the Cython engine's check between two slices of its loop."""
+        if self.events > self.s.max_events:
+            self._stop("event-budget", None)
+            return False
+        k = np.array(self.k, dtype=np.int64)
+        stalled = (np.array(self.status) == BLOCKED) & (k < self.s.iterations)
+        if self.check_k is not None and (stalled & (k == self.check_k)).any():
+            frozen = liveness.frozen_agents(self._snapshot())
+            if any(self.k[r] < self.s.iterations for r in frozen):
+                self._stop("deadlock", frozen)
+                return False
+        self.check_k = k
+        return True
+
     def _results(self, wall: float) -> dict:
         mass_x = self.x.sum(axis=0) + self.acc_x.sum(axis=0)
         mass_w = float(self.w.sum() + self.acc_w.sum())
@@ -447,6 +524,15 @@ class ReferenceEngine:
             "skipped": self.skipped,
             "dropped": self.dropped,
             "deadlock": self.deadlock,
+            "stopped": self.stopped,
+            "diagnosis": self.diagnosis,
+            "actions": self.actions,
+            "tau_actions": self.tau_actions,
+            "max_fresh": self.max_fresh,
+            "last_use": self.last_use.copy(),
+            "max_avoid": self.max_avoid.copy(),
+            "removed": np.array(self.removed, dtype=bool),
+            "event_log": np.array(self.log, dtype=LOG_DTYPE),
             "max_update_norm": self.max_update_norm,
             "mass_x": mass_x,
             "mass_w": mass_w,

@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 
 TRAJECTORY_COLUMNS = ("time", "distance", "diameter", "certificate")
-# The diameter of a sampled state costs O(n^2 d): it is reported for networks up to this size.
+# The diameter of a sampled state costs O(n^2 d) when it is sampled: it is reported for networks
+# up to this size and this much work per sample (NaN beyond).
 MAX_DIAMETER_AGENTS = 256
+MAX_DIAMETER_WORK = 10**7
+
+
+def diameter_work_ok(n: int, d: int) -> bool:
+    """Whether the engines compute the diameter of sampled states (n <= 256, n^2 d <= 1e7)."""
+    return n <= MAX_DIAMETER_AGENTS and n * n * d <= MAX_DIAMETER_WORK
 
 
 def diameter(state: np.ndarray) -> float:
@@ -37,6 +44,10 @@ class SimResult:
         (max_ij ||x_i - x_j||, for n <= MAX_DIAMETER_AGENTS) and ``certificate`` (the bound in force at that time).
     state : numpy.ndarray
         Final parameters, one row per agent (de-biased x/w for push-sum).
+    events : pandas.DataFrame or None
+        With ``record_events=True``, every event in processing order (:mod:`galasim.sim.events`).
+    edges : pandas.DataFrame or None
+        ``src`` and ``dst`` of every edge, indexed by the edge ids of ``events``.
     """
 
     config: dict[str, Any]
@@ -44,6 +55,8 @@ class SimResult:
     trajectory: pd.DataFrame
     state: np.ndarray = field(repr=False)
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
+    events: pd.DataFrame | None = field(default=None, repr=False)
+    edges: pd.DataFrame | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         s = self.summary
@@ -58,6 +71,8 @@ class SimResult:
             f"  events {s['events']}  ({s['events_per_second']:.3g}/s)   messages sent {s['messages_sent']} "
             f"skipped {s['messages_skipped']} dropped {s['messages_dropped']}   max staleness {s['max_staleness']}",
         ]
+        if s.get("stopped"):
+            lines.append(f"  STOPPED ({s['stopped']}): {s['diagnosis']}")
         if s["violated"]:
             lines.append(f"  assumptions violated: {s['violated']}")
         return "\n".join(lines)

@@ -29,6 +29,7 @@ class EngineSpec:
     update: int
     sync_freq: int              # -1: unbounded
     mix_any: int                # 1 for time-varying schedules (mix whatever is fresh)
+    resend: int                 # 1: gala-resend (galasim's extension), 0: the reference protocol
     in_indptr: np.ndarray       # int64[n+1]
     edge_src: np.ndarray        # int64[E]
     edge_dst: np.ndarray        # int64[E]
@@ -46,6 +47,8 @@ class EngineSpec:
     seed: int
     certificate: int
     samples: int                # trajectory samples to keep (about)
+    record_events: int          # 1: keep the event log (galasim/sim/events.py)
+    max_events: int             # stop with a diagnosis after this many events
     callback: Callable[[int, int, np.ndarray], Any] | None = None
 
     @property
