@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # resolve `torch` through the package's requirements would fetch gigabytes of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-debug clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,19 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+	$(MAKE) test-debug
+
+# The differential tests again, against a copy of the package built with Cython's bounds,
+# wraparound and initialisation checks on: an out-of-bounds read fails a test instead of
+# producing a number. Run from build/debug so that its copy of galasim is the one imported.
+DEBUG_DIR := build/debug
+test-debug: install
+	rm -rf $(DEBUG_DIR) && mkdir -p $(DEBUG_DIR) && cp -r galasim $(DEBUG_DIR)/
+	GALASIM_CYTHON_DEBUG=1 $(BIN)/python setup.py -q build_ext --build-lib $(DEBUG_DIR) \
+		--build-temp $(DEBUG_DIR)/tmp --force
+	cd $(DEBUG_DIR) && GALASIM_EXPECT_DEBUG=1 $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider \
+		-W error::pytest.PytestUnraisableExceptionWarning \
+		$(CURDIR)/tests/test_verdicts.py $(CURDIR)/tests/test_sim.py -k "agree or debug"
 
 clean:
 	rm -rf build *.egg-info galasim/*.so ext/*.c

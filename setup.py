@@ -20,7 +20,8 @@ DIRECTIVES = {
     "cdivision": True,
     "initializedcheck": False,
 }
-if os.environ.get("GALASIM_CYTHON_DEBUG") == "1":
+DEBUG = os.environ.get("GALASIM_CYTHON_DEBUG") == "1"
+if DEBUG:
     DIRECTIVES.update(boundscheck=True, wraparound=True, initializedcheck=True)
 
 
@@ -40,7 +41,7 @@ def extension(name: str) -> Extension:
         f"galasim.{name}",
         [f"ext/{name}.pyx"],
         include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("GALASIM_DEBUG", str(int(DEBUG)))],
         extra_compile_args=COMPILE_ARGS,
     )
 
@@ -50,5 +51,9 @@ setup(
         [extension(path.stem) for path in sorted(Path("ext").glob("*.pyx"))],
         compiler_directives=DIRECTIVES,
         include_path=[str(PXD_ROOT)],
+        # The debug build writes its C files elsewhere and always regenerates them: a C file
+        # generated with other directives must never be reused by either build.
+        build_dir="build/cython-debug" if DEBUG else None,
+        force=DEBUG,
     ),
 )

@@ -112,6 +112,17 @@ cdef struct LogEntry:
     int64_t agent
     int64_t edge
 
+cdef extern from *:
+    """
+    #ifndef GALASIM_DEBUG
+    #define GALASIM_DEBUG 0
+    #endif
+    """
+    int GALASIM_DEBUG
+
+# Built with GALASIM_CYTHON_DEBUG=1 (bounds, wraparound and initialisation checks on)?
+DEBUG_BUILD = bool(GALASIM_DEBUG)
+
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
 cdef double TWO_PI = 6.283185307179586
 cdef double INV_2_53 = 1.0 / 9007199254740992.0
@@ -971,7 +982,7 @@ cdef class Engine:
                 if self.close_pending:
                     return RUN_CLOSE
             self.work += unit
-            if self.work >= self.next_check:
+            if self.work >= self.next_check or self.events > self.max_events:
                 self.next_check = self.work + CHECK_WORK
                 return RUN_CHECK
             ev = heap_pop(&self.heap)

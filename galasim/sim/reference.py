@@ -443,7 +443,7 @@ class ReferenceEngine:
                 if self.close_pending:
                     self._close_piece()
             self.work += unit
-            if self.work >= self.next_check:
+            if self.work >= self.next_check or self.events > self.s.max_events:
                 self.next_check = self.work + CHECK_WORK
                 if not self._check():
                     break
