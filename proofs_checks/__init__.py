@@ -6,10 +6,12 @@ and exits 1 if the claim fails. ``galasim check`` runs them all and writes a Mar
 
 ======  =========================================================================================
 C1      products of the mixing matrices contract as ``mixing.contraction`` says (C q^(k-s))
-C2      empirical <= certificate <= epsilon whenever (A1)-(A4) hold (grid and random configurations)
+C2      empirical <= certificate and empirical <= epsilon whenever (A1)-(A4) hold (grid and random
+        configurations), epsilon's constants re-derived from the event log
 C3      the empirical distance, the certificate and epsilon scale linearly in alpha and L
 C4      necessity: broken assumptions make the distance grow without bound, and galasim says so
 C5      efficiency: GALA completes more iterations per unit time than all-reduce
+C6      deadlock: how often the paper's protocol deadlocks; galasim's gala-resend never does
 ======  =========================================================================================
 """
 from __future__ import annotations
@@ -24,11 +26,12 @@ CHECKS = {
     "C3": "proofs_checks.c3_scaling",
     "C4": "proofs_checks.c4_necessity",
     "C5": "proofs_checks.c5_efficiency",
+    "C6": "proofs_checks.c6_deadlock",
 }
 
 
 def load(name: str) -> ModuleType:
-    """The module of claim ``name`` (``"C1"`` ... ``"C5"``, case-insensitive)."""
+    """The module of claim ``name`` (``"C1"`` ... ``"C6"``, case-insensitive)."""
     key = name.strip().upper()
     if key not in CHECKS:
         raise ValueError(f"unknown check {name!r}; choose from {', '.join(CHECKS)}")

@@ -24,6 +24,7 @@ from proofs_checks import c2_bound as c2
 from proofs_checks import c3_scaling as c3
 from proofs_checks import c4_necessity as c4
 from proofs_checks import c5_efficiency as c5
+from proofs_checks import c6_deadlock as c6
 from proofs_checks import common
 
 REPO = Path(__file__).resolve().parent.parent
@@ -375,7 +376,7 @@ def test_cli_check_quick_subprocess(tmp_path):
         assert f"## {name}" in report
     assert "**Overall: PASS**" in report and "FAIL" not in report
     assert len(list(out.glob("*.png"))) == len(proofs_checks.CHECKS)
-    assert "[5/5] C5 PASS" in done.stderr
+    assert "[6/6] C6 PASS" in done.stderr
 
 
 def test_trajectory_example(tmp_path):
@@ -388,3 +389,19 @@ def test_trajectory_example(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "bound holds" in done.stdout
+
+
+# ------------------------------------------------------------------------------------ C6
+
+
+def test_c6_fails_when_the_extension_deadlocks_or_the_detector_is_silent():
+    details = quick_result("C6").details.copy()
+    assert c6.evaluate(details)[0]
+    broken = details.copy()
+    first = broken.index[(broken["protocol"] == "gala-resend") & (broken["kind"] == "static")][0]
+    broken.loc[first, ["completed", "stopped", "diagnosis"]] = [False, "deadlock", "agents 0-7 ..."]
+    passed, failures = c6.evaluate(broken)
+    assert not passed and any("gala-resend" in f for f in failures)
+    silent = details.assign(stopped="", completed=True, diagnosis="")
+    passed, failures = c6.evaluate(silent)
+    assert not passed and any("detector is not firing" in f for f in failures)
