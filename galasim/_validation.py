@@ -25,8 +25,14 @@ UINT64_MAX = 2**64 - 1
 INT32_MAX = 2**31 - 1
 SEED_MAX = UINT64_MAX
 
+# The certificate keeps a dense (n + E)^2 product of the realised maps: beyond this many rows
+# certificate="auto" skips it (memory and BLAS time grow as (n + E)^2 and (n + E)^3).
+CERTIFICATE_AUTO_MAX_ROWS = 512
+
 #: More events than this (about 15 minutes of the Cython scheduler at 10 M events/s) is refused.
 MAX_EVENTS = 10**10
+#: A sweep grid of more cells than this is refused (every cell is a process-pool task and a row).
+MAX_CELLS = 10**6
 
 _POWERS = {INT64_MAX: "2**63 - 1", UINT64_MAX: "2**64 - 1", INT32_MAX: "2**31 - 1"}
 
@@ -124,6 +130,31 @@ def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def workers(name: str, value: Any) -> int:
+    """A worker-process count: -1 (one per core) or 1 up to 4 per core (more only thrash).
+
+    Examples
+    --------
+    >>> workers("--jobs", "-1")
+    -1
+    >>> workers("--jobs", 0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: --jobs must be -1 (one per core) or an integer from 1 to ... (4 per core), got 0
+    """
+    most = 4 * (os.cpu_count() or 1)
+    try:
+        count = parse_integer(name, value, -1, most)
+    except ValueError:
+        count = 0
+    if count == 0:
+        raise ValueError(
+            f"{name} must be -1 (one per core) or an integer from 1 to {most} (4 per core), "
+            f"got {value!r}"
+        )
+    return count
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from galasim import topology as topo
-from galasim._validation import INT32_MAX, SEED_MAX, check_sync_freq, choice, integer, positive
+from galasim._validation import (  # CERTIFICATE_AUTO_MAX_ROWS: also read by `galasim sweep --help`
+    CERTIFICATE_AUTO_MAX_ROWS, INT32_MAX, SEED_MAX, check_sync_freq, choice, integer, positive,
+)
 from galasim.gossip import ALLREDUCE, GALA, PUSH_SUM, Protocol, protocol as make_protocol
 from galasim.sim import allreduce
 from galasim.sim.cost import check_run_cost
@@ -27,9 +29,6 @@ from galasim.sim.result import TRAJECTORY_COLUMNS, SimResult
 from galasim.sim.spec import EngineSpec
 
 ENGINES = ("cython", "reference")
-# The certificate keeps a dense (n + E)^2 product of the realised maps: beyond this many rows
-# "auto" skips it (memory and BLAS time grow as (n + E)^2 and (n + E)^3).
-CERTIFICATE_AUTO_MAX_ROWS = 512
 
 
 def _resolve_topology(topology: Any, agents: int | None, peers: int, seed: int):
