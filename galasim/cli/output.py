@@ -37,8 +37,9 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def _check_writable_under(path: Path, option_name: str) -> None:
-    existing = _nearest_existing(path)
+def _check_writable(folder: Path, path: Path, option_name: str) -> None:
+    """Whether ``path`` can be written in ``folder``: its nearest existing ancestor is a writable folder."""
+    existing = _nearest_existing(folder)
     if not existing.is_dir():
         raise ValueError(
             f"{option_name} {path}: {existing} is a file, so nothing can be created under it; "
@@ -57,7 +58,7 @@ def check_output_dir(path: str | os.PathLike, option_name: str = "--out") -> Pat
         raise ValueError(
             f"{option_name} {path} is a file, not a folder; choose a folder (it is created if missing)"
         )
-    _check_writable_under(path, option_name)
+    _check_writable(path, path, option_name)
     return path
 
 
@@ -66,7 +67,7 @@ def check_output_file(path: str | os.PathLike, option_name: str = "--out") -> Pa
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{option_name} {path} is a folder; name a file (in it, for example)")
-    _check_writable_under(path.parent, option_name)
+    _check_writable(path.parent, path, option_name)
     return path
 
 
