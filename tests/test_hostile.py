@@ -107,6 +107,8 @@ def test_a_value_parquet_cannot_store_costs_no_other_row(tmp_path):
 def test_seeds_are_stored_exactly_and_a_resume_recomputes_nothing(tmp_path):
     seeds = [2**64 - 1, 2**63, 2**53 + 1, 5]
     grid = Grid({"delays": [0]}, seeds=seeds)
+    # Two flushes: small seeds first, as when a sweep grows (int64 then uint64 made float64).
+    run_sweep(Grid({"delays": [0]}, seeds=[5]), tmp_path, n_jobs=1, progress=False, cell_fn=quick_cell)
     run_sweep(grid, tmp_path, n_jobs=1, progress=False, cell_fn=quick_cell)
     stored = read_results(tmp_path / RESULTS_FILE)
     assert stored["seed"].dtype == np.uint64
