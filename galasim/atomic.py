@@ -3,10 +3,16 @@
 Everything goes to a temporary file in the destination folder, is flushed and fsynced, then renamed
 over the destination (and the folder is fsynced), so a crash or a kill at any moment leaves the
 old file or the new one.
+
+The new file gets the usual mode of a created file (0666 less the umask), not the 0600 of the
+temporary file. A temporary file is named after its writer's process id, so a later write to the
+same destination removes the ones whose writer was killed (no other process can own them).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,17 +38,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     b'hello'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(path)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         # Also on KeyboardInterrupt: the old file is intact, only the half-written copy goes.
         Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from None
         raise
     # The rename itself is durable only once the directory entry is on disk.
     dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -51,6 +64,38 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     finally:
         os.close(dir_fd)
     return path
+
+
+def _umask() -> int:
+    # The only way to read the umask is to set it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _remove_orphans(path: Path) -> None:
+    """Remove the temporary files of earlier writes to ``path`` whose process no longer exists."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[^.]*\.tmp")
+    for entry in os.scandir(path.parent):
+        match = pattern.fullmatch(entry.name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` about the destination the user named, not the temporary file."""
+    return OSError(exc.errno, exc.strerror, str(path)) if exc.errno else exc
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -42,6 +42,7 @@ import scipy.sparse.linalg as sla
 from scipy.sparse import csgraph
 
 from galasim import topology
+from galasim._validation import check_memory, choice, integer, positive
 from galasim._mixing_kernels import dobrushin as _dobrushin_kernel
 
 __all__ = [
@@ -101,25 +102,6 @@ _BANDED_FILL = 2 * 10**7
 
 # --------------------------------------------------------------------------------------------------
 # argument checks
-
-
-def _check_int(what: str, value: object, low: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{what} must be an integer >= {low}; got {value!r}")
-    return int(value)
-
-
-def _check_positive(what: str, value: object) -> float:
-    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-            or not math.isfinite(value) or value <= 0):
-        raise ValueError(f"{what} must be a finite number > 0; got {value!r}")
-    return float(value)
-
-
-def _check_weights(weights: object) -> str:
-    if weights not in WEIGHTS:
-        raise ValueError(f"unknown weight rule {weights!r}; choose one of: {', '.join(WEIGHTS)}")
-    return weights
 
 
 def _as_matrix(W: object, what: str) -> Matrix:
@@ -348,7 +330,7 @@ def mixing_matrix(G: nx.Graph, weights: str = "uniform", sparse: bool | None = N
         ...
     ValueError: metropolis weights need a symmetric (undirected) graph, but edge 3 -> 0 has no ...
     """
-    _check_weights(weights)
+    choice("weights", weights, WEIGHTS)
     if sparse is not None and not isinstance(sparse, bool):
         raise ValueError(f"sparse must be True, False or None; got {sparse!r}")
     A = _adjacency(G)
@@ -950,8 +932,8 @@ def product(schedule_or_W: Mixing, start: int, stop: int, weights: str = "unifor
     [[0.25, 0.75], [0.0, 1.0]]
     """
     mats = _period(schedule_or_W, weights, "product")
-    start = _check_int("product: start", start, 0)
-    stop = _check_int(f"product: stop (start={start})", stop, start)
+    start = integer("product: start", start, 0)
+    stop = integer(f"product: stop (start={start})", stop, start)
     period = len(mats)
     full, rest = divmod(stop - start, period)
     # Φ = [W(stop-1) ··· W(start + full·P)] · Ψ^full, Ψ the product over one period from `start`.
@@ -1065,7 +1047,7 @@ def contraction(
                 f"contraction needs rows summing to 1 (pull form); matrix {t} of the period has row "
                 f"sums in {_describe_sums(_row_sums(M))}"
             )
-    cap = 10_000 if horizon is None else _check_int("contraction: horizon", horizon, 1)
+    cap = 10_000 if horizon is None else integer("contraction: horizon", horizon, 1)
     if not (isinstance(tol, numbers.Real) and 0 < tol < 1):
         raise ValueError(f"contraction: tol must be in (0, 1); got {tol!r}")
     period = len(mats)
@@ -1150,7 +1132,7 @@ def delay_augmented(W: Matrix, tau: int) -> Matrix:
            [0. , 1. , 0. , 0. ]])
     """
     M = _as_matrix(W, "delay_augmented")
-    tau = _check_int("delay_augmented: tau (delay in iterations)", tau, 0)
+    tau = integer("delay_augmented: tau (delay in iterations)", tau, 0)
     if tau == 0:
         return M
     if not _sums_to_one(_row_sums(M), _SUM_TOL):
@@ -1160,6 +1142,12 @@ def delay_augmented(W: Matrix, tau: int) -> Matrix:
         )
     n = M.shape[0]
     entries = sp.coo_array(M)
+    size = n * (tau + 1)
+    # The result is dense when W is: its N^2 entries; sparse, the entries and their two indices.
+    needed = 24 * (entries.nnz + n * tau) if sp.issparse(M) else 8 * size**2
+    check_memory(
+        f"delay_augmented(tau={tau}) of {n} agents ({size} rows)", needed, "use a smaller tau"
+    )
     own = entries.row == entries.col
     slots = np.arange(n, n * (tau + 1))  # slot (j, d) = d·n + j copies index (d-1)·n + j
     rows = np.concatenate([entries.row[own], entries.row[~own], slots])
@@ -1428,13 +1416,13 @@ def epsilon_bound(
     >>> epsilon_bound(topology.ring(64), lr=1e-3, L=1.0, tau=2, data=False).log10_epsilon > 100
     True
     """
-    lr = _check_positive("epsilon_bound: lr (learning rate)", lr)
-    L = _check_positive("epsilon_bound: L (update bound)", L)
-    tau = _check_int("epsilon_bound: tau (delay bound in iterations)", tau, 0)
+    lr = positive("epsilon_bound: lr (learning rate)", lr)
+    L = positive("epsilon_bound: L (update bound)", L)
+    tau = integer("epsilon_bound: tau (delay bound in iterations)", tau, 0)
     if B is not None:
-        B = _check_int("epsilon_bound: B (connectivity window)", B, 1)
-    data_max_agents = _check_int("epsilon_bound: data_max_agents", data_max_agents, 0)
-    data_horizon = _check_int("epsilon_bound: data_horizon", data_horizon, 1)
+        B = integer("epsilon_bound: B (connectivity window)", B, 1)
+    data_max_agents = integer("epsilon_bound: data_max_agents", data_max_agents, 0)
+    data_horizon = integer("epsilon_bound: data_horizon", data_horizon, 1)
     if not (isinstance(data_rtol, numbers.Real) and 0 < data_rtol < 1):
         raise ValueError(f"epsilon_bound: data_rtol must be in (0, 1); got {data_rtol!r}")
     mats = _period(topology_or_W, weights, "epsilon_bound")

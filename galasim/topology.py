@@ -32,12 +32,15 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from galasim._validation import check_memory, integer
+
 __all__ = [
     "NAMES",
     "Schedule",
     "build",
     "complete",
     "erdos_renyi",
+    "check_delays",
     "exponential",
     "from_networkx",
     "hypercube",
@@ -77,14 +80,20 @@ _CONNECTIVITY_WHY = (
 # argument checks and messages
 
 
-def _check_int(what: str, value: object, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int, or raise a ValueError naming it and the allowed range."""
-    # bool is an Integral, but ring(True) is surely a mistake.
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-        raise ValueError(f"{what} must be {allowed}; got {value!r}")
-    return int(value)
+# Memory of a networkx DiGraph, measured with tracemalloc (networkx 3.6): 730-830 bytes per agent
+# and 96-150 per edge. The lower ends make the size guard's estimate a lower bound.
+NODE_BYTES = 700
+EDGE_BYTES = 90
+#: erdos_renyi draws one random number per ordered pair of agents, in Python (about 1 µs each).
+MAX_PAIR_DRAWS = 10**8
+
+
+def _check_size(what: str, n: int, edges: int) -> None:
+    """Refuse, before building it, a graph whose networkx form would not fit in memory."""
+    check_memory(
+        f"{what} with {n} agents and {edges} edges", NODE_BYTES * n + EDGE_BYTES * edges,
+        "use fewer agents",
+    )
 
 
 def _agent(G: nx.DiGraph, i: int) -> str:
@@ -259,9 +268,10 @@ def ring(n: int, peers: int = 1, directed: bool = True) -> nx.DiGraph:
     >>> sorted(ring(5, directed=False).successors(0))
     [1, 4]
     """
-    n = _check_int("ring: n (number of agents)", n, 2)
+    n = integer("ring: n (number of agents)", n, 2)
     kind = "directed" if directed else "undirected"
-    peers = _check_int(f"ring: peers (n={n}, {kind})", peers, 1, n - 1 if directed else n // 2)
+    peers = integer(f"ring: peers (n={n}, {kind})", peers, 1, n - 1 if directed else n // 2)
+    _check_size(f"ring(n={n}, peers={peers}, {kind})", n, n * peers * (1 if directed else 2))
     offsets = range(1, peers + 1) if directed else [s * k for k in range(1, peers + 1) for s in (1, -1)]
     edges = ((r, (r + k) % n) for r in range(n) for k in offsets)
     return _digraph(f"ring(n={n}, peers={peers}, {kind})", n, edges)
@@ -288,11 +298,12 @@ def torus(rows: int, cols: int) -> nx.DiGraph:
     >>> G.number_of_edges(), sorted(G.successors(0))
     (48, [1, 3, 4, 8])
     """
-    rows = _check_int("torus: rows", rows, 1)
-    cols = _check_int("torus: cols", cols, 1)
+    rows = integer("torus: rows", rows, 1)
+    cols = integer("torus: cols", cols, 1)
     n = rows * cols
     if n < 2:
         raise ValueError(f"torus: rows*cols must be >= 2 agents; got rows={rows}, cols={cols}")
+    _check_size(f"torus(rows={rows}, cols={cols})", n, 4 * n)
     steps = ((1, 0), (-1, 0), (0, 1), (0, -1))
     edges = (
         (r * cols + c, ((r + dr) % rows) * cols + (c + dc) % cols)
@@ -319,8 +330,10 @@ def hypercube(dim: int) -> nx.DiGraph:
     >>> sorted(hypercube(3).successors(5))
     [1, 4, 7]
     """
-    dim = _check_int("hypercube: dim", dim, 1)
+    # Beyond 62 even the agent count leaves int64 (and 1 << dim itself gets slow).
+    dim = integer("hypercube: dim", dim, 1, 62)
     n = 1 << dim
+    _check_size(f"hypercube(dim={dim})", n, n * dim)
     edges = ((i, i ^ (1 << b)) for i in range(n) for b in range(dim))
     return _digraph(f"hypercube(dim={dim}, n={n})", n, edges)
 
@@ -342,7 +355,8 @@ def complete(n: int) -> nx.DiGraph:
     >>> complete(4).number_of_edges()
     12
     """
-    n = _check_int("complete: n (number of agents)", n, 2)
+    n = integer("complete: n (number of agents)", n, 2)
+    _check_size(f"complete(n={n})", n, n * (n - 1))
     return _digraph(f"complete(n={n})", n, itertools.permutations(range(n), 2))
 
 
@@ -363,7 +377,8 @@ def exponential(n: int) -> nx.DiGraph:
     >>> sorted(exponential(8).successors(6))
     [0, 2, 7]
     """
-    n = _check_int("exponential: n (number of agents)", n, 2)
+    n = integer("exponential: n (number of agents)", n, 2)
+    _check_size(f"exponential(n={n})", n, n * _log2_ceil(n))
     # 2**k < n for every k used, so targets are distinct and never the sender itself.
     edges = ((i, (i + (1 << k)) % n) for i in range(n) for k in range(_log2_ceil(n)))
     return _digraph(f"exponential(n={n})", n, edges)
@@ -396,10 +411,11 @@ def random_regular(n: int, d: int, seed: int = 0) -> nx.DiGraph:
     >>> G.number_of_edges(), {G.out_degree(i) for i in G}
     (30, {3})
     """
-    n = _check_int("random_regular: n (number of agents)", n, 2)
-    d = _check_int(f"random_regular: degree d (n={n})", d, 1, n - 1)
+    n = integer("random_regular: n (number of agents)", n, 2)
+    d = integer(f"random_regular: degree d (n={n})", d, 1, n - 1)
     if n * d % 2:
         raise ValueError(f"random_regular: n*d must be even; got n={n}, d={d}")
+    _check_size(f"random_regular(n={n}, d={d})", n, n * d)
     U = nx.random_regular_graph(d, n, seed=seed)
     edges = itertools.chain(U.edges, ((v, u) for u, v in U.edges))
     G = _digraph(f"random-regular(n={n}, d={d}, seed={seed})", n, edges)
@@ -432,9 +448,15 @@ def erdos_renyi(n: int, p: float, seed: int = 0) -> nx.DiGraph:
     >>> erdos_renyi(6, 1.0).number_of_edges()
     30
     """
-    n = _check_int("erdos_renyi: n (number of agents)", n, 2)
+    n = integer("erdos_renyi: n (number of agents)", n, 2)
     if not (isinstance(p, numbers.Real) and 0 <= p <= 1):
-        raise ValueError(f"erdos_renyi: p must be a probability in [0, 1]; got {p!r}")
+        raise ValueError(f"erdos_renyi: p must be a probability in [0, 1], got {p!r}")
+    if n * (n - 1) > MAX_PAIR_DRAWS:
+        raise ValueError(
+            f"erdos_renyi(n={n}) would draw n(n-1) = {n * (n - 1)} random numbers, one per pair of "
+            f"agents, more than the limit of {MAX_PAIR_DRAWS}; use fewer agents or random-regular"
+        )
+    _check_size(f"erdos_renyi(n={n}, p={float(p):g})", n, round(p * n * (n - 1)))
     D = nx.gnp_random_graph(n, p, seed=seed, directed=True)
     G = _digraph(f"erdos-renyi(n={n}, p={float(p):g}, seed={seed})", n, D.edges)
     return _require_connected(G, "try another seed or a larger p")
@@ -458,7 +480,8 @@ def from_networkx(G: nx.Graph) -> nx.DiGraph:
     Nodes are relabelled in sorted order when the labels are comparable (integer strings such as
     GraphML ids sort numerically), otherwise in insertion order; ``graph["labels"][i]`` is the
     original label of agent i. An undirected graph sends both ways along every edge. Parallel edges
-    of multigraphs merge.
+    of multigraphs merge. The edges keep their ``delay`` attribute (the only one galasim reads, see
+    :func:`check_delays`).
 
     Parameters
     ----------
@@ -474,7 +497,8 @@ def from_networkx(G: nx.Graph) -> nx.DiGraph:
     TypeError
         If ``G`` is not a networkx graph.
     ValueError
-        If the result fails :func:`validate` (e.g. labels ``1`` and ``'1'`` name the same agent).
+        If the result fails :func:`validate` (e.g. labels ``1`` and ``'1'`` name the same agent),
+        or parallel edges of a multigraph carry different delays.
 
     Examples
     --------
@@ -492,7 +516,63 @@ def from_networkx(G: nx.Graph) -> nx.DiGraph:
         edges += [(v, u) for u, v in edges]
     D = _digraph(G.graph.get("name") or f"graph(n={len(labels)})", len(labels), edges)
     D.graph["labels"] = labels
+    nx.set_edge_attributes(D, _edge_delays(G, index), "delay")
     return validate(D)
+
+
+def _edge_delays(G: nx.Graph, index: dict[Hashable, int]) -> dict[tuple[int, int], object]:
+    """The ``delay`` of every edge of ``G`` that has one, both ways for an undirected graph."""
+    delays: dict[tuple[int, int], object] = {}
+    for u, v, data in G.edges(data=True):
+        if "delay" not in data:
+            continue
+        delay = data["delay"]
+        for edge in [(index[u], index[v])] + ([] if G.is_directed() else [(index[v], index[u])]):
+            if edge in delays and delays[edge] != delay:
+                raise ValueError(
+                    f"parallel edges {u!r} -> {v!r} have different delays {delays[edge]!r} and "
+                    f"{delay!r}; a communication graph has one delay per edge: merge them"
+                )
+            delays[edge] = delay
+    return delays
+
+
+def check_delays(graph: nx.DiGraph | Schedule) -> None:
+    """Check the per-edge delays: every ``delay`` attribute (1 when absent) a finite number >= 0.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph or Schedule
+
+    Raises
+    ------
+    ValueError
+        Naming the first edge whose delay is not a finite number >= 0.
+
+    Examples
+    --------
+    >>> G = ring(3)
+    >>> G.edges[0, 1]["delay"] = "abc"
+    >>> check_delays(G)
+    Traceback (most recent call last):
+        ...
+    ValueError: the delay of edge 0 -> 1 must be a finite number >= 0 (in mean compute times), got 'abc'
+    """
+    for G in graph if is_schedule(graph) else [graph]:
+        for u, v, delay in G.edges(data="delay", default=1.0):
+            try:
+                ok = not isinstance(delay, bool) and math.isfinite(float(delay)) and float(delay) >= 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                edge = f"{u} -> {v}"
+                labels = G.graph.get("labels")
+                if labels is not None:
+                    edge += f" (labels {labels[u]!r} -> {labels[v]!r})"
+                raise ValueError(
+                    f"the delay of edge {edge} must be a finite number >= 0 (in mean compute "
+                    f"times), got {delay!r}"
+                )
 
 
 def _read_graphml(path: Path) -> nx.Graph:
@@ -540,7 +620,8 @@ def load(path: str | os.PathLike[str]) -> nx.DiGraph:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file cannot be parsed (naming path and line) or the graph fails :func:`validate`.
+        If ``path`` is a directory, the file cannot be parsed (naming path and line) or the graph
+        fails :func:`validate`.
 
     Examples
     --------
@@ -552,6 +633,8 @@ def load(path: str | os.PathLike[str]) -> nx.DiGraph:
     (['a', 'b', 'c'], [(0, 1), (1, 2), (2, 0)])
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"topology file {path} is a directory; name a .graphml or edge list file in it")
     if not path.is_file():
         raise FileNotFoundError(f"topology file not found: {path}")
     suffix = path.suffix.lower()
@@ -661,7 +744,7 @@ class Schedule:
         >>> one_peer_exponential(8).graph(4).has_edge(0, 2)
         True
         """
-        t = _check_int("Schedule.graph: iteration t", t, 0)
+        t = integer("Schedule.graph: iteration t", t, 0)
         return self._graphs[t % self.period]
 
     def union(self, start: int, length: int) -> nx.DiGraph:
@@ -673,8 +756,8 @@ class Schedule:
         >>> sorted(s.union(1, 2).successors(0))
         [2, 4]
         """
-        start = _check_int("Schedule.union: start", start, 0)
-        length = _check_int("Schedule.union: length", length, 1)
+        start = integer("Schedule.union: start", start, 0)
+        length = integer("Schedule.union: length", length, 1)
         # Beyond one period the union no longer grows.
         graphs = (self.graph(start + k) for k in range(min(length, self.period)))
         edges = itertools.chain.from_iterable(G.edges for G in graphs)
@@ -745,7 +828,9 @@ def one_peer_exponential(n: int) -> Schedule:
     >>> s.period, s.B, sorted(s.graph(2).successors(0))
     (3, 3, [4])
     """
-    n = _check_int("one_peer_exponential: n (number of agents)", n, 2)
+    n = integer("one_peer_exponential: n (number of agents)", n, 2)
+    # One graph (all n agents, n edges) per iteration of the period.
+    _check_size(f"one_peer_exponential(n={n})", n * _log2_ceil(n), n * _log2_ceil(n))
     graphs = [
         _digraph(f"one-peer-exponential(n={n}, t={k})", n, ((i, (i + (1 << k)) % n) for i in range(n)))
         for k in range(_log2_ceil(n))
@@ -780,7 +865,7 @@ def rotating(graph: nx.DiGraph, peers: int) -> Schedule:
     (3, [1, 3])
     """
     validate(graph)
-    peers = _check_int("rotating: peers", peers, 1)
+    peers = integer("rotating: peers", peers, 1)
     n = graph.number_of_nodes()
     targets = [sorted(graph.successors(i), key=lambda j, i=i: (j - i) % n) for i in range(n)]
     period = math.lcm(*(1 if len(ts) <= peers else len(ts) // math.gcd(len(ts), peers) for ts in targets))
@@ -816,6 +901,13 @@ def _hypercube_by_n(n: int) -> nx.DiGraph:
         low = 1 << (n.bit_length() - 1)
         raise ValueError(f"hypercube needs n to be a power of 2; got n={n}; try n={low} or n={2 * low}")
     return hypercube(n.bit_length() - 1)
+
+
+def _random_3_regular(n: int, seed: int) -> nx.DiGraph:
+    # The user named no degree, so the message must not be about one.
+    if n < 4 or n % 2:
+        raise ValueError(f"random-regular needs an even number of agents >= 4, got {n}")
+    return random_regular(n, 3, seed)
 
 
 def build(
@@ -858,7 +950,7 @@ def build(
     >>> build("one-peer-exponential", 8).period
     3
     """
-    n = _check_int(f"build({name!r}): n (number of agents)", n, 2)
+    n = integer(f"build({name!r}): n (number of agents)", n, 2)
     builders: dict[str, Callable[[], nx.DiGraph | Schedule]] = {
         "ring": lambda: ring(n, peers),
         "ring-undirected": lambda: ring(n, peers, directed=False),
@@ -867,7 +959,7 @@ def build(
         "complete": lambda: complete(n),
         "exponential": lambda: exponential(n),
         "one-peer-exponential": lambda: one_peer_exponential(n),
-        "random-regular": lambda: random_regular(n, 3 if d is None else d, seed),
+        "random-regular": lambda: random_regular(n, d, seed) if d is not None else _random_3_regular(n, seed),
         "erdos-renyi": lambda: erdos_renyi(n, min(1.0, 2 * math.log(n) / n) if p is None else p, seed),
     }
     if name not in builders:

@@ -42,9 +42,9 @@ def test_bench_quick_runs_and_writes_its_table(tmp_path, target, engines):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["bench", "sim", "--repeats", "0"], "--repeats must be >= 1, got 0"),
+    (["bench", "sim", "--repeats", "0"], "--repeats must be an integer from 1 to 1000, got 0"),
     (["bench", "sim", "--quick", "--out", "table.xlsx"], "extension must be one of .csv, .json"),
-    (["mixing", "--topology", "moebius"], "unknown topology"),
+    (["mixing", "--topology", "moebius"], "--topology must be one of ring, "),
     (["sweep", "--delays", "-1", "--out", "x"], "delay"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):

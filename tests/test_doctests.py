@@ -5,10 +5,12 @@ import importlib
 import pytest
 
 MODULES = [
+    "galasim._validation",
     "galasim.atomic",
     "galasim.gossip.protocol",
     "galasim.topology",
     "galasim.sim.api",
+    "galasim.sim.cost",
     "galasim.sim.models",
     "galasim.bench_sim",
     "galasim.sweep.grid",

@@ -260,7 +260,7 @@ def test_trajectory_is_a_time_ordered_sample_below_the_supremum():
     (dict(faults="link:0->5@10"), "not an edge"),
     (dict(faults="explode:1"), "unknown fault"),
     (dict(faults="drop:1.5"), "drop probability"),
-    (dict(engine="fortran"), "unknown engine"),
+    (dict(engine="fortran"), "engine must be one of cython, reference"),
 ])
 def test_bad_input_gets_a_clear_error(kwargs, message):
     config = {"topology": "ring", "agents": 8, "iterations": 10, **kwargs}

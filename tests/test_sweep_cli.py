@@ -99,7 +99,7 @@ def test_sweep_command_on_a_small_real_grid(tmp_path):
         (["--delays", "foo:1"], "unknown delay model 'foo:1'"),
         (["--lr", "0"], "lr must be a finite number > 0, got '0'"),
         (["--sync-freq", "-1"], "sync_freq must be an integer >= 0"),
-        (["--topology", "rng"], "unknown topology 'rng'"),
+        (["--topology", "rng"], "topology must be one of ring, "),
         (["--protocol", "gala,gosip"], "unknown protocol 'gosip'"),
         (["--compute", "weibull:1"], "unknown compute model"),
         (["--faults", "drop:x"], "cannot read fault 'drop:x'"),

@@ -51,12 +51,16 @@ def test_ring_undirected_exact_edges():
         (dict(n=5, peers=5), "got 5"),
         (dict(n=5, peers=0), "got 0"),
         (dict(n=6, peers=4, directed=False), "got 4"),
-        (dict(n=2.0), r"got 2\.0"),
     ],
 )
 def test_ring_rejects_bad_arguments(kwargs, bad):
     with pytest.raises(ValueError, match=bad):
         T.ring(**kwargs)
+
+
+def test_ring_rejects_a_non_integer_with_a_type_error():
+    with pytest.raises(TypeError, match=r"got 2\.0"):
+        T.ring(2.0)
 
 
 def test_torus_edges():

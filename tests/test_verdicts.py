@@ -169,7 +169,7 @@ def test_ctrl_c_interrupts_a_long_run(engine, tmp_path):
     script = textwrap.dedent(f"""
         import sys, galasim
         print("running", flush=True)
-        galasim.simulate("ring", agents=64, iterations=10**9, delays=1.0, engine={engine!r})
+        galasim.simulate("ring", agents=64, iterations=10**7, delays=1.0, engine={engine!r})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

@@ -6,7 +6,12 @@ import os
 import platform
 import sys
 
-from galasim.cli.output import HelpFormatter, check_table_path, write_table
+from galasim._validation import integer
+from galasim.cli.output import EXIT_STATUS, HelpFormatter, check_table_path, write_table
+
+
+# A median of more repeats than this is no better, only longer.
+MAX_REPEATS = 1000
 
 
 def _machine() -> str:
@@ -24,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="benchmark the scheduler, the mixing analyses or sweep scaling",
         description="Measure galasim's hot paths against their baselines, in one run, and print "
         "the medians of several repeats (record them in docs/benchmarks.md).",
+        epilog=EXIT_STATUS,
         formatter_class=HelpFormatter,
     )
     parser.add_argument("target", choices=("sim", "mixing", "sweep"),
@@ -35,8 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    integer("--repeats", args.repeats, 1, MAX_REPEATS)
     if args.out:
         check_table_path(args.out)  # before minutes of measuring, not after
     print(f"machine: {_machine()}", file=sys.stderr)

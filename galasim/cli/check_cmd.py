@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from galasim.cli.output import HelpFormatter
+from galasim._validation import INT64_MAX, integer
+from galasim.cli.output import EXIT_STATUS, HelpFormatter, check_output_dir
 
 EPILOG = """\
 claims:
@@ -25,8 +26,6 @@ output, in --out:
   report.md      every claim's verdict, table, notes and plots
   c*.png         the plots;  C*_runs.csv  one row per simulated run where a table aggregates them
 
-The exit status is 0 when every claim selected holds, 1 when one fails.
-
 examples:
   galasim check --quick
   galasim check --only C2,C4 --seed 3 --out results/check
@@ -41,14 +40,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="check the claims of the theory (C1-C6) and write a Markdown report with plots",
         description="Run the executable checks of proofs_checks/, one per claim of the GALA theory; "
         "print each claim's table, write a Markdown report with plots, and exit 1 if a claim fails.",
-        epilog=EPILOG,
+        epilog=EPILOG + EXIT_STATUS,
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--quick", action="store_true",
                         help="small configurations: a few seconds per claim instead of up to a minute")
     parser.add_argument("--only", metavar="LIST", default=None,
                         help="comma-separated claims to run, e.g. C1,C3 (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of every simulation")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of every simulation (0 to 2**63 - 1)")
     parser.add_argument("--out", type=Path, default=Path("galasim-check"),
                         help="directory for report.md, the plots and the per-run tables")
     parser.set_defaults(func=run)
@@ -74,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     import proofs_checks as checks
     from proofs_checks import common
 
+    # The checks derive their seeds as seed + small offsets: int64 leaves room below uint64.
+    integer("--seed", args.seed, 0, INT64_MAX)
+    check_output_dir(args.out)
     common.use_agg()
     names = selected(args.only, list(checks.CHECKS))
     results = []

@@ -9,6 +9,9 @@ import math
 import sys
 from pathlib import Path
 
+from galasim._validation import SEED_MAX, choice, integer, parse_integer, positive
+from galasim.cli.output import EXIT_STATUS, check_output_file
+
 FORMATS = ("table", "csv", "json")
 
 COLUMNS = (
@@ -46,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "mixing",
         help="SLEM, spectral gap, averaging time and epsilon-ball constants of topologies",
         description="Analyse gossip topologies: one row per combination of --topology and --agents.",
-        epilog=EPILOG,
+        epilog=EPILOG + EXIT_STATUS,
         formatter_class=_HelpFormatter,
     )
     parser.add_argument(
@@ -83,10 +86,7 @@ def _split(text: str, option: str) -> list[str]:
 
 
 def _agents(text: str) -> list[int]:
-    items = _split(text, "--agents")
-    if not all(item.isdigit() and int(item) >= 2 for item in items):
-        raise ValueError(f"--agents must be comma-separated integers >= 2; got {text!r}")
-    return [int(item) for item in items]
+    return [parse_integer("--agents", item, 2) for item in _split(text, "--agents")]
 
 
 def _output_format(args: argparse.Namespace) -> str:
@@ -148,20 +148,16 @@ def run(args: argparse.Namespace) -> int:
     from galasim import mixing, topology
     from galasim.atomic import atomic_write_text
 
-    names = _split(args.topology, "--topology")
-    unknown = [name for name in names if name not in topology.NAMES]
-    if unknown:
-        raise ValueError(f"unknown topology {unknown[0]!r}; choose from: {', '.join(topology.NAMES)}")
+    names = [choice("--topology", name, topology.NAMES) for name in _split(args.topology, "--topology")]
     agents = _agents(args.agents)
-    if args.weights not in mixing.WEIGHTS:
-        raise ValueError(f"unknown --weights {args.weights!r}; choose one of: {', '.join(mixing.WEIGHTS)}")
-    if args.tau < 0:
-        raise ValueError(f"--tau must be an integer >= 0; got {args.tau}")
-    if args.peers < 1:
-        raise ValueError(f"--peers must be an integer >= 1; got {args.peers}")
-    for option, value in (("--lr", args.lr), ("--L", args.L)):
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{option} must be a finite number > 0; got {value}")
+    choice("--weights", args.weights, mixing.WEIGHTS)
+    integer("--tau", args.tau, 0)
+    integer("--peers", args.peers, 1)
+    integer("--seed", args.seed, 0, SEED_MAX)
+    positive("--lr", args.lr)
+    positive("--L", args.L)
+    if args.out:
+        check_output_file(args.out)
     fmt = _output_format(args)
     text = _render([_row(name, n, args) for name in names for n in agents], fmt)
     if args.out:

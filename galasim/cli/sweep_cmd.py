@@ -5,11 +5,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from galasim.cli.output import HelpFormatter
+from galasim._validation import workers
+from galasim.cli.output import EXIT_STATUS, HelpFormatter, check_output_dir
 from galasim.sweep import DEFAULT_GRID
-from galasim.sweep.grid import PARAMETERS, Grid, parse_seeds, read_grid_file, split_list
+from galasim.sweep.grid import (
+    DEFAULT_SEEDS,
+    PARAMETERS,
+    Grid,
+    parse_seeds,
+    read_grid_file,
+    split_list,
+)
 
-EPILOG = """\
+
+def _listed(values: list) -> str:
+    return " and ".join(map(str, values))
+
+
+EPILOG = f"""\
 lists:
   Every parameter flag takes a list: --agents 8,32 --protocol gala,allreduce.
   Values are separated by commas, by ';' and by spaces (--delays 0 1 2). A model string keeps its
@@ -23,7 +36,8 @@ grid files:
       delays: [0, 0.5, 2, "uniform:0.5,1.5"]
       seeds: 5
   Flags override the file's keys. With neither parameter flags nor --grid, the built-in study
-  runs: GALA on a directed ring vs all-reduce, delays 0 to 8, 3 seeds (galasim.sweep.DEFAULT_GRID).
+  runs: GALA on a directed ring vs all-reduce, agents {_listed(DEFAULT_GRID["agents"])}, delays
+  {min(DEFAULT_GRID["delays"])} to {max(DEFAULT_GRID["delays"])}, {DEFAULT_GRID["seeds"]} seeds (galasim.sweep.DEFAULT_GRID).
 
 output, in --out:
   results.parquet  one row per cell (its id hashes the configuration and seed), written atomically
@@ -47,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="run a grid of simulations in parallel (resumable), then plot and summarise it",
         description="Run every combination of the listed simulate() parameters, for each seed, in "
         "parallel; store each cell as it finishes; plot distance and throughput against delay.",
-        epilog=EPILOG,
+        epilog=EPILOG + EXIT_STATUS,
         formatter_class=HelpFormatter,
     )
     grid = parser.add_argument_group("grid (each parameter flag takes a list, see 'lists' below)")
@@ -66,7 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--seeds",
         metavar="N|LIST",
         help="N runs seeds 0..N-1; a comma list (3,7 or 7,) runs exactly those seeds "
-        "[default: the grid file's, else 3]",
+        f"[default: the grid file's, else {DEFAULT_SEEDS}]",
     )
     run_options = parser.add_argument_group("running")
     run_options.add_argument(
@@ -78,7 +92,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     run_options.add_argument("--address", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     run_options.add_argument(
-        "--jobs", type=int, default=-1, help="loky worker processes (-1: one per core)"
+        "--jobs", type=int, default=-1,
+        help="loky worker processes: -1 (one per core) or 1 to 4 per core"
     )
     run_options.add_argument(
         "--retry-errors", action="store_true", help="run the cells stored as errors again"
@@ -150,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         write_summary,
     )
 
+    workers("--jobs", args.jobs)
     grid = build_grid(args)
+    check_output_dir(args.out)
     print(f"galasim sweep: {len(grid)} cells into {args.out}", file=sys.stderr)
     try:
         results = run_sweep(

@@ -9,8 +9,12 @@ import numpy as np
 import pandas as pd
 
 from galasim import topology as topo
+from galasim._validation import (  # CERTIFICATE_AUTO_MAX_ROWS: also read by `galasim sweep --help`
+    CERTIFICATE_AUTO_MAX_ROWS, INT32_MAX, SEED_MAX, check_sync_freq, choice, integer, positive,
+)
 from galasim.gossip import ALLREDUCE, GALA, PUSH_SUM, Protocol, protocol as make_protocol
 from galasim.sim import allreduce
+from galasim.sim.cost import check_run_cost
 from galasim.sim.models import (
     ComputeModel,
     DelayModel,
@@ -26,38 +30,21 @@ from galasim.sim.result import TRAJECTORY_COLUMNS, SimResult
 from galasim.sim.spec import EngineSpec
 
 ENGINES = ("cython", "reference")
-# The certificate keeps a dense (n + E)^2 product of the realised maps: beyond this many rows
-# "auto" skips it (memory and BLAS time grow as (n + E)^2 and (n + E)^3).
-CERTIFICATE_AUTO_MAX_ROWS = 512
-
-
-def _positive(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return number
-
-
-def _integer(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _resolve_topology(topology: Any, agents: int | None, peers: int, seed: int):
     """A validated DiGraph or Schedule, and its display name."""
     if isinstance(topology, str):
-        n = 8 if agents is None else _integer("agents", agents, 2)
+        n = 8 if agents is None else integer("agents", agents, 2)
         return topo.build(topology, n, peers=peers, seed=seed), topology
     if topo.is_schedule(topology):
         graph = topology
     elif isinstance(topology, nx.Graph):
-        graph = topo.validate(topology) if isinstance(topology, nx.DiGraph) else topo.from_networkx(topology)
+        # A multigraph goes through from_networkx, which merges its parallel edges.
+        simple = isinstance(topology, nx.DiGraph) and not topology.is_multigraph()
+        graph = topo.validate(topology) if simple else topo.from_networkx(topology)
     else:
-        raise ValueError(
+        raise TypeError(
             f"topology must be a name ({', '.join(topo.NAMES)}), a networkx graph or a "
             f"galasim.topology.Schedule; got {type(topology).__name__}"
         )
@@ -280,24 +267,31 @@ def simulate(
     0.0
     """
     proto = make_protocol(protocol, sync_freq)
-    dim = _integer("dim", dim, 1)
-    iterations = _integer("iterations", iterations, 1)
-    lr = _positive("lr", lr)
-    L = _positive("L", L)
-    seed = _integer("seed", seed, 0)
-    peers = _integer("peers", peers, 1)
-    samples = _integer("trajectory_samples", trajectory_samples, 2)
+    check_sync_freq(sync_freq, proto.sync_freq)
+    dim = integer("dim", dim, 1, INT32_MAX)
+    iterations = integer("iterations", iterations, 1)
+    lr = positive("lr", lr)
+    L = positive("L", L)
+    seed = integer("seed", seed, 0, SEED_MAX)
+    peers = integer("peers", peers, 1)
+    samples = integer("trajectory_samples", trajectory_samples, 2, INT32_MAX)
+    choice("engine", engine, ENGINES)
     if max_events is not None:
-        max_events = _integer("max_events", max_events, 1)
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}")
+        max_events = integer("max_events", max_events, 1)
     if certificate not in (True, False, "auto"):
         raise ValueError(f"certificate must be True, False or 'auto', got {certificate!r}")
+    cost = dict(dim=dim, iterations=iterations, samples=samples, certificate=certificate)
+    if isinstance(topology, str):  # before building it: every agent has an in-edge, so E >= n
+        n = 8 if agents is None else integer("agents", agents, 2)
+        check_run_cost(n, n, **cost)
     update_model = parse_updates(updates)
     compute_model = parse_compute(compute)
     delay_model = parse_delays(delays)
     fault_model = parse_faults(faults)
     graph, topology_name = _resolve_topology(topology, agents, peers, seed)
+    check_run_cost(_order(graph), len(_edge_layout(graph)[0]), **cost)
+    if delay_model.per_edge:
+        topo.check_delays(graph)
     spec = build_spec(
         graph, proto, dim=dim, iterations=iterations, lr=lr, L=L, updates=update_model,
         compute=compute_model, delays=delay_model, faults=fault_model, seed=seed,

@@ -12,12 +12,27 @@ import hashlib
 import itertools
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from galasim._validation import (
+    CERTIFICATE_AUTO_MAX_ROWS,
+    INT32_MAX,
+    INT64_MAX,
+    MAX_CELLS,
+    SEED_MAX,
+    check_sync_freq,
+    choice,
+    parse_integer,
+)
+
+# Seeds of a grid that names none (a count: seeds 0..DEFAULT_SEEDS-1).
+DEFAULT_SEEDS = 3
 
 # The validators below import the simulator's modules when first called, not here: the CLI reads
 # this table to build `galasim sweep --help`, which should not wait for pandas, networkx and the
@@ -48,20 +63,8 @@ class Parameter:
     doc: str
 
 
-def _integer(name: str, minimum: int) -> Callable[[Any], int]:
-    def coerce(value: Any) -> int:
-        if isinstance(value, str):
-            try:
-                value = float(value) if "." in value or "e" in value.lower() else int(value)
-            except ValueError:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        return value
-
-    return coerce
+def _integer(name: str, minimum: int, maximum: int = INT64_MAX) -> Callable[[Any], int]:
+    return lambda value: parse_integer(name, value, minimum, maximum)
 
 
 def _number(name: str, text: Any) -> float:
@@ -96,10 +99,7 @@ def _text(name: str) -> Callable[[Any], str]:
 def _topology(value: Any) -> str:
     from galasim.topology import NAMES
 
-    name = _text("topology")(value).lower()
-    if name not in NAMES:
-        raise ValueError(f"unknown topology {value!r}; choose one of: {', '.join(NAMES)}")
-    return name
+    return choice("topology", _text("topology")(value).lower(), NAMES)
 
 
 def _protocol(value: Any) -> str:
@@ -162,6 +162,7 @@ def _sync_freq(value: Any) -> int | str | None:
     if value is None or (isinstance(value, str) and value.strip().lower() == "default"):
         return None
     bound = parse_sync_freq(value)
+    check_sync_freq(value, bound)
     return "inf" if math.isinf(bound) else bound
 
 
@@ -178,10 +179,7 @@ def _certificate(value: Any) -> bool | str:
 def _engine(value: Any) -> str:
     from galasim.sim.api import ENGINES
 
-    name = _text("engine")(value).lower()
-    if name not in ENGINES:
-        raise ValueError(f"unknown engine {value!r}; choose one of: {', '.join(ENGINES)}")
-    return name
+    return choice("engine", _text("engine")(value).lower(), ENGINES)
 
 
 PARAMETERS: dict[str, Parameter] = {
@@ -197,7 +195,7 @@ PARAMETERS: dict[str, Parameter] = {
         ),
         Parameter("agents", 8, _integer("agents", 2), "number of agents n"),
         Parameter("peers", 1, _integer("peers", 1), "peers per agent of ring and ring-undirected"),
-        Parameter("dim", 8, _integer("dim", 1), "dimension d of each agent's state"),
+        Parameter("dim", 8, _integer("dim", 1, INT32_MAX), "dimension d of each agent's state"),
         Parameter("iterations", 1000, _integer("iterations", 1), "local updates per agent"),
         Parameter("lr", 0.01, _positive("lr"), "learning rate alpha (> 0)"),
         Parameter("L", 1.0, _positive("L"), "bound on the update norm: ||delta|| <= alpha L (> 0)"),
@@ -227,7 +225,8 @@ PARAMETERS: dict[str, Parameter] = {
         ),
         Parameter(
             "certificate", "auto", _certificate,
-            "track the data-dependent certificate: true, false or auto (when n + edges <= 2048)",
+            "track the data-dependent certificate: true, false or auto (when n + edges <= "
+            f"{CERTIFICATE_AUTO_MAX_ROWS})",
         ),
         Parameter("engine", "cython", _engine, "simulator: cython, or the pure-Python reference"),
     )
@@ -346,7 +345,7 @@ class Grid:
     (0.0, 1.0, 2.5)
     """
 
-    def __init__(self, params: Mapping[str, Any], seeds: int | Sequence[int] = 3) -> None:
+    def __init__(self, params: Mapping[str, Any], seeds: int | Sequence[int] = DEFAULT_SEEDS) -> None:
         if not params:
             raise ValueError(
                 f"empty grid: name at least one parameter to sweep ({', '.join(PARAMETERS)})"
@@ -364,7 +363,15 @@ class Grid:
             for name, parameter in PARAMETERS.items()
             if name in named
         }
-        self.seeds: tuple[int, ...] = _coerce_seeds(seeds)
+        seeds = _coerce_seeds(seeds)
+        configurations = math.prod(len(values) for values in self.params.values())
+        count = seeds if isinstance(seeds, int) else len(seeds)
+        if configurations * count > MAX_CELLS:  # checked before the seeds are listed
+            raise ValueError(
+                f"the grid has {configurations * count} cells ({configurations} configurations x "
+                f"{count} seeds), more than the limit of {MAX_CELLS}; sweep fewer values or seeds"
+            )
+        self.seeds: tuple[int, ...] = tuple(range(seeds)) if isinstance(seeds, int) else seeds
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Grid:
@@ -421,21 +428,20 @@ def _coerce_values(parameter: Parameter, values: Any) -> tuple[Any, ...]:
     if not listed:
         raise ValueError(f"no values given for {parameter.name}")
     coerced = tuple(parameter.coerce(value) for value in listed)
-    repeated = sorted({repr(v) for v in coerced if coerced.count(v) > 1})
+    repeated = sorted(repr(v) for v, count in Counter(coerced).items() if count > 1)
     if repeated:
         raise ValueError(f"{parameter.name} lists {', '.join(repeated)} more than once")
     return coerced
 
 
-def _coerce_seeds(seeds: Any) -> tuple[int, ...]:
-    seed = _integer("seeds", 0)
+def _coerce_seeds(seeds: Any) -> int | tuple[int, ...]:
+    """The explicit seeds, or the count of seeds ``0..count-1`` (not listed yet: it may be huge)."""
     if isinstance(seeds, (list, tuple)):
-        explicit = tuple(seed(value) for value in seeds)
+        explicit = tuple(parse_integer("seeds", value, 0, SEED_MAX) for value in seeds)
         if not explicit or len(set(explicit)) != len(explicit):
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds!r}")
         return explicit
-    count = _integer("seeds (a count)", 1)(seeds)
-    return tuple(range(count))
+    return parse_integer("seeds (a count)", seeds, 1)
 
 
 def parse_seeds(text: str) -> int | list[str]:
@@ -448,7 +454,7 @@ def parse_seeds(text: str) -> int | list[str]:
     """
     if "," in text:
         return [piece.strip() for piece in text.split(",") if piece.strip()]
-    return _integer("seeds (a count)", 1)(text)
+    return parse_integer("seeds (a count)", text, 1)
 
 
 def read_grid_file(path: str | Path) -> dict[str, Any]:
@@ -468,10 +474,9 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
 
     Raises
     ------
-    FileNotFoundError
-        If the file does not exist.
     ValueError
-        Unknown suffix, a syntax error, an empty file, or a top level that is not a mapping.
+        Unknown suffix, a file that is missing, a folder, unreadable or not UTF-8 text, a syntax
+        error, an empty file, or a top level that is not a mapping; the message names the file.
 
     Examples
     --------
@@ -485,7 +490,7 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
     suffix = path.suffix.lower()
     if suffix not in (".yaml", ".yml", ".toml"):
         raise ValueError(f"grid file {path} must end in .yaml, .yml or .toml")
-    text = path.read_text()
+    text = _read_text(path)
     try:
         if suffix == ".toml":
             import tomllib  # Python >= 3.11; imported here so YAML grids work on 3.10 too
@@ -500,3 +505,18 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(mapping, dict):
         raise ValueError(f"grid file {path} must map parameter names to values, got {mapping!r}")
     return mapping
+
+
+def _read_text(path: Path) -> str:
+    """The grid file's text, or a ValueError naming the file and what to do."""
+    if path.is_dir():
+        raise ValueError(f"grid file {path} is a folder; name a .yaml, .yml or .toml file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"grid file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot read grid file {path}: {exc.strerror}") from None

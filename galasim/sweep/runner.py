@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import signal
 import statistics
 import sys
@@ -20,13 +21,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from tqdm import tqdm
 
+from galasim._validation import choice, workers
 from galasim.sweep.grid import COLUMNS, Cell, Grid
 from galasim.sweep.store import KEY_COLUMNS, RESULTS_FILE, ResultStore
 
 BACKENDS = ("loky", "dask")
+# How often a worker checks that the sweep process still exists.
+PARENT_POLL_S = 1.0
 CellFunction = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
@@ -115,30 +119,49 @@ def run_sweep(
     >>> len(frame), set(frame["status"])
     (4, {'ok'})
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if backend == "dask" and not address:
-        raise ValueError(
-            "the dask backend needs the scheduler's address, e.g. tcp://127.0.0.1:8786"
-        )
+    choice("backend", backend, BACKENDS)
+    if backend == "dask":
+        _require_dask(address)
+    n_jobs = workers("n_jobs", n_jobs)
     cell_fn = run_cell if cell_fn is None else cell_fn  # looked up now, so tests can patch run_cell
     cells = grid.cells()
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with ResultStore(out_dir / RESULTS_FILE) as store:
-        statuses = store.statuses()
-        todo = [c for c in cells if _needs_run(statuses.get(c.cell_id), retry_errors)]
-        done = len(cells) - len(todo)
-        if progress and done:
-            print(f"resuming: {done} of {len(cells)} cells are in {store.path}", file=sys.stderr)
-        if todo:
-            if backend == "loky":
-                rows = _run_loky(todo, cell_fn, n_jobs)
-            else:
-                rows = _run_dask(todo, cell_fn, address)
-            _record(rows, store, done, len(cells), progress)
-        frame = store.frame
+    try:
+        with ResultStore(out_dir / RESULTS_FILE) as store:
+            statuses = store.statuses()
+            todo = [c for c in cells if _needs_run(statuses.get(c.cell_id), retry_errors)]
+            done = len(cells) - len(todo)
+            if progress and done:
+                print(f"resuming: {done} of {len(cells)} cells are in {store.path}", file=sys.stderr)
+            if todo:
+                if backend == "loky":
+                    rows = _run_loky(todo, cell_fn, n_jobs)
+                else:
+                    rows = _run_dask(todo, cell_fn, address)
+                _record(rows, store, cells, done, progress)
+            frame = store.frame
+    except BaseException:
+        if created:  # a run that failed before storing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     return _rows_of(frame, cells)
+
+
+def _require_dask(address: str | None) -> None:
+    if not address:
+        raise ValueError(
+            "the dask backend needs the scheduler's address, e.g. tcp://127.0.0.1:8786"
+        )
+    try:
+        import distributed  # noqa: F401  (only checked here: the workers' import is the real one)
+    except ImportError:
+        raise ImportError(
+            "the dask backend needs dask.distributed, which is not installed: "
+            "pip install 'galasim[dask]'"
+        ) from None
 
 
 def _needs_run(status: str | None, retry_errors: bool) -> bool:
@@ -146,33 +169,57 @@ def _needs_run(status: str | None, retry_errors: bool) -> bool:
 
 
 def _record(
+    rows: Iterator[dict[str, Any]], store: ResultStore, cells: Sequence[Cell], done: int,
+    progress: bool,
+) -> None:
+    """Store each row as it arrives; on an interrupt or a failed write, say what is saved."""
+    try:
+        _store_rows(rows, store, done, len(cells), progress)
+    except KeyboardInterrupt:
+        _flush(store, cells)
+        print(
+            f"\ninterrupted: {_saved(store, cells)} of {len(cells)} cells are saved in {store.path}; "
+            "run the same sweep again to resume",
+            file=sys.stderr,
+        )
+        raise
+    _flush(store, cells)
+
+
+def _flush(store: ResultStore, cells: Sequence[Cell]) -> None:
+    """Write the buffered rows; if the disk is full (or another OS error), say what is saved."""
+    try:
+        store.flush()
+    except OSError as exc:
+        raise OSError(
+            f"cannot write {store.path} ({exc.strerror or exc}): {_saved(store, cells)} of "
+            f"{len(cells)} cells are saved there, the {len(store.pending)} finished since are not; "
+            "free some space (or fix the cause), then run the same sweep again to resume"
+        ) from None
+
+
+def _saved(store: ResultStore, cells: Sequence[Cell]) -> int:
+    saved = store.saved_ids()
+    return sum(cell.cell_id in saved for cell in cells)
+
+
+def _store_rows(
     rows: Iterator[dict[str, Any]], store: ResultStore, done: int, total: int, progress: bool
 ) -> None:
-    """Store each row as it arrives; on an interrupt save what finished and say how to resume."""
     bar = tqdm(
         total=total, initial=done, unit="cell", desc="sweep", file=sys.stderr, disable=not progress,
         dynamic_ncols=True, smoothing=0.1,
         # Without a terminal (a log file, CI) redraws are separate lines: keep them rare.
         mininterval=0.5 if sys.stderr.isatty() else 30,
     )
-    saved, errors = done, 0
-    try:
-        with bar, contextlib.closing(rows), _sigterm_as_interrupt():
-            for row in rows:
-                store.add(row)
-                saved += 1
-                bar.update(1)
-                if row["status"] == "error":
-                    errors += 1
-                    bar.set_postfix(errors=errors, refresh=False)
-    except KeyboardInterrupt:
-        store.flush()
-        print(
-            f"\ninterrupted: {saved} of {total} cells are saved in {store.path}; "
-            "run the same sweep again to resume",
-            file=sys.stderr,
-        )
-        raise
+    errors = 0
+    with bar, contextlib.closing(rows), _sigterm_as_interrupt():
+        for row in rows:
+            store.add(row)
+            bar.update(1)
+            if row["status"] == "error":
+                errors += 1
+                bar.set_postfix(errors=errors, refresh=False)
 
 
 @contextlib.contextmanager
@@ -197,8 +244,25 @@ def _run_loky(
 ) -> Iterator[dict[str, Any]]:
     # batch_size="auto" groups quick cells into one task, so that pickling and inter-process round
     # trips do not eat the parallel speed-up; the rows are still yielded, and stored, one by one.
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size="auto")
+    # Closing this generator early (an interrupt, an error) makes joblib kill the workers; a
+    # parent killed outright cannot, so every worker watches its parent (_exit_with_parent).
+    with parallel_config("loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size="auto")
     yield from parallel(delayed(_execute)(cell, cell_fn) for cell in todo)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit once the sweep process is gone (even killed by SIGKILL).
+
+    Without it an orphaned loky worker idles for its 5-minute timeout, holding memory.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="galasim-parent-watch", daemon=True).start()
 
 
 def _run_dask(
