@@ -12,6 +12,7 @@ C3      the empirical distance, the certificate and epsilon scale linearly in al
 C4      necessity: broken assumptions make the distance grow without bound, and galasim says so
 C5      efficiency: GALA completes more iterations per unit time than all-reduce
 C6      deadlock: how often the paper's protocol deadlocks; galasim's gala-resend never does
+C7      the Cython engine and the reference engine agree on every number and every event
 ======  =========================================================================================
 """
 from __future__ import annotations
@@ -27,11 +28,12 @@ CHECKS = {
     "C4": "proofs_checks.c4_necessity",
     "C5": "proofs_checks.c5_efficiency",
     "C6": "proofs_checks.c6_deadlock",
+    "C7": "proofs_checks.c7_engines",
 }
 
 
 def load(name: str) -> ModuleType:
-    """The module of claim ``name`` (``"C1"`` ... ``"C6"``, case-insensitive)."""
+    """The module of claim ``name`` (``"C1"`` ... ``"C7"``, case-insensitive)."""
     key = name.strip().upper()
     if key not in CHECKS:
         raise ValueError(f"unknown check {name!r}; choose from {', '.join(CHECKS)}")

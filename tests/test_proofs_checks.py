@@ -360,7 +360,7 @@ def test_cli_only_and_errors(tmp_path, capsys):
     assert "## C5" in report and "## C1" not in report
     assert "C5 PASS" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown claim"):
-        check_cmd.selected("C1,C7", list(proofs_checks.CHECKS))
+        check_cmd.selected("C1,C9", list(proofs_checks.CHECKS))
     assert check_cmd.selected("3, c1", list(proofs_checks.CHECKS)) == ["C1", "C3"]
 
 
@@ -376,7 +376,7 @@ def test_cli_check_quick_subprocess(tmp_path):
         assert f"## {name}" in report
     assert "**Overall: PASS**" in report and "FAIL" not in report
     assert len(list(out.glob("*.png"))) == len(proofs_checks.CHECKS)
-    assert "[6/6] C6 PASS" in done.stderr
+    assert "[7/7] C7 PASS" in done.stderr
 
 
 def test_trajectory_example(tmp_path):
