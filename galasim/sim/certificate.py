@@ -12,7 +12,7 @@ it is read, so the live rows of a product put no weight on it.
 Pieces. The engines keep, row operation by row operation, the product of the maps since the last
 close and g, the update norms carried through the same maps (g_r >= ||Y_r||, where Y is the state
 the piece's injections alone would have produced from zero); so the piece's injections have
-diameter <= 2 max g. A piece closes when every live agent has done ``piece`` more iterations;
+diameter <= g_(1) + g_(2), the two largest entries of g over the live rows (<= 2 max g). A piece closes when every live agent has done ``piece`` more iterations;
 ``piece`` depends only on the size of the state (:func:`piece_length`), never on the run's
 length, so the bound of a stationary run does not grow with the horizon.
 
@@ -28,13 +28,12 @@ at every observation t of a piece is D_c + 2 max g(t) (the engines add the secon
 
 Merging. If P_old = P_new R with R row-stochastic (the maps between the two stretches' ends),
 tau_1(P_old) <= tau_1(P_new) tau_1(R) <= tau_1(P_new); so two neighbouring entries may be merged
-into one with the newer product and the summed weight, which only enlarges (*). An entry is
-merged into its newer neighbour when that costs little: when their tau_1 differ by at most a
-factor 1 + MERGE_SLACK (both 1 before any contraction: free), or, past MAX_ENTRIES, the pair whose
-merge enlarges (*) least. The oldest entry is folded into the base (b moves to its end, D_b =
-its D at that end) once its tau_1 is below NEGLIGIBLE. So the memory is O(MAX_ENTRIES) products,
-whatever the horizon, and the loss of merging is a factor <= 1 + MERGE_SLACK on all but the
-capped pairs.
+into one with the newer product and the summed weight, which only enlarges (*). Entries form an
+exponential histogram: at most PER_LEVEL stretches of each length, the two oldest of a length
+merging (so a stretch's newest piece is at most its length newer than its oldest, a small shift
+of the Riemann sum for old, long stretches). The oldest entry is folded into the base (b moves to its end, D_b =
+its D at that end) once its tau_1 is below NEGLIGIBLE, or when there are more than MAX_ENTRIES. So the memory is O(MAX_ENTRIES) products,
+whatever the horizon.
 
 Products are multiplied with BLAS (batched) when a piece closes; the engines hand over to this
 object for that.
@@ -97,7 +96,7 @@ class PiecewiseCertificate:
         return len(self.weights)
 
     def close(self, product: np.ndarray, g: np.ndarray, rows: np.ndarray) -> float:
-        """Close the current piece (its product, its 2 max g); return the bound (*) at its end.
+        """Close the current piece (its product, its propagated norms g); return (*) at its end.
 
         ``rows`` are the live rows of the state now: agents and message buffers in use.
         """
