@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from galasim.sim import liveness
-from galasim.sim.certificate import PiecewiseCertificate, piece_length
+from galasim.sim.certificate import PiecewiseCertificate
 from galasim.sim.events import LOG_DTYPE
 from galasim.sim.models import callback_delta
 from galasim.sim.result import diameter_work_ok
@@ -387,7 +387,7 @@ cdef class Engine:
         if self.certificate:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
-            self.certifier = PiecewiseCertificate(n + E, piece_length(spec.iterations))
+            self.certifier = PiecewiseCertificate(n + E)
             self.piece = self.certifier.piece
             self.piece_start_k = np.zeros(n, dtype=np.int64)
         self.zc = np.zeros((n, d))
@@ -907,7 +907,7 @@ cdef class Engine:
         """Every live agent finished the piece: fold its product into the certificate (BLAS)."""
         cdef int64_t r
         rows = np.concatenate([np.arange(self.n), self.n + np.flatnonzero(np.asarray(self.slot) != EMPTY)])
-        self.cert_D = self.certifier.close(np.asarray(self.prod), 2.0 * self.gmax, rows.astype(np.int64))
+        self.cert_D = self.certifier.close(np.asarray(self.prod), np.asarray(self.g), rows.astype(np.int64))
         self.piece = self.certifier.piece
         np.asarray(self.prod)[:] = np.eye(self.prod.shape[0])
         np.asarray(self.g)[:] = 0.0

@@ -15,7 +15,7 @@ import numpy as np
 
 from galasim.gossip import PUSH_SUM
 from galasim.sim import liveness, rng
-from galasim.sim.certificate import PiecewiseCertificate, piece_length
+from galasim.sim.certificate import PiecewiseCertificate
 from galasim.sim.events import LOG_DTYPE, ARRIVE, CRASH, LINK, LOST, MIX, UPDATE, WRITE
 from galasim.sim.liveness import ARRIVED, BLOCKED, CRASHED, EMPTY, IN_FLIGHT, LOSING, RUNNING
 from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM, callback_delta
@@ -89,7 +89,7 @@ class ReferenceEngine:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
             self.piece_start_k = [0] * n
-            self.certifier = PiecewiseCertificate(n + E, piece_length(spec.iterations))
+            self.certifier = PiecewiseCertificate(n + E)
             self.piece = self.certifier.piece
         self.piece_count = 0
         self.close_pending = False
@@ -384,7 +384,7 @@ class ReferenceEngine:
     def _close_piece(self) -> None:
         rows = np.array(list(range(self.n)) + [self.n + e for e in range(self.E) if self.slot[e] != EMPTY],
                         dtype=np.int64)
-        self.cert_D = self.certifier.close(self.prod, 2.0 * self.gmax, rows)
+        self.cert_D = self.certifier.close(self.prod, self.g, rows)
         self.piece = self.certifier.piece
         self.prod = np.eye(self.n + self.E)
         self.g[:] = 0.0
