@@ -30,7 +30,7 @@ from galasim.sim import liveness
 from galasim.sim.certificate import PiecewiseCertificate
 from galasim.sim.events import LOG_DTYPE
 from galasim.sim.models import callback_delta
-from galasim.sim.result import diameter_work_ok
+from galasim.sim.result import diameter, diameter_policy
 
 from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport INFINITY, NAN, cos, exp, fabs, isfinite, log, pow, sqrt
@@ -287,10 +287,12 @@ cdef class Engine:
     cdef bint close_pending
     cdef object certifier
 
-    # trajectory sample (stride doubles whenever the buffer fills); the diameter of a sampled
-    # state is computed when it is sampled, so memory never scales with samples x n x d
+    # trajectory sample (stride doubles whenever the buffer fills); sampled states are kept for
+    # their diameters only while that is small, else each diameter is computed when sampled
+    # (galasim.sim.result.diameter_policy)
     cdef double[:, ::1] traj
-    cdef bint sample_diameter
+    cdef double[:, :, ::1] traj_states
+    cdef bint keep_states, sample_diameter
     cdef Py_ssize_t traj_n, obs_count, stride
 
     def __cinit__(self):
@@ -403,7 +405,11 @@ cdef class Engine:
             self._tree_set(i, 0.0)
         self.samples = max(2, spec.samples)
         self.traj = np.full((2 * self.samples + 1, 4), np.nan)
-        self.sample_diameter = diameter_work_ok(n, d)
+        policy = diameter_policy(n, d, self.samples)
+        self.keep_states = policy == "store"
+        self.sample_diameter = policy == "sample"
+        self.traj_states = np.zeros((2 * self.samples + 1 if self.keep_states else 1, n if self.keep_states else 1,
+                                     d if self.keep_states else 1))
         self.stride = 1
 
     # ------------------------------------------------------------------ small helpers (nogil)
@@ -934,7 +940,7 @@ cdef class Engine:
     cdef void _end_batch(self) noexcept nogil:
         """All events at self.now are processed: observe the state, close pieces, test the end."""
         cdef double worst, bound = INFINITY
-        cdef Py_ssize_t row, keep
+        cdef Py_ssize_t row, keep, i, c
         cdef bint sample
         if self.dirty:
             self.dirty = False
@@ -951,10 +957,16 @@ cdef class Engine:
                 self.traj[row, 1] = worst
                 self.traj[row, 2] = self._diameter() if self.sample_diameter else NAN
                 self.traj[row, 3] = bound if self.certificate else NAN
+                if self.keep_states:
+                    for i in range(self.n):
+                        for c in range(self.d):
+                            self.traj_states[row, i, c] = self.x[i, c] / self.w[i]
                 self.traj_n += 1
                 if self.traj_n == 2 * self.samples:
                     for keep in range(self.samples):
                         self.traj[keep, :] = self.traj[2 * keep + 1, :]
+                        if self.keep_states:
+                            self.traj_states[keep, :, :] = self.traj_states[2 * keep + 1, :, :]
                     self.traj_n = self.samples
                     self.stride *= 2
         if self.certificate and self.live > 0 and self.piece_count >= self.live:
@@ -1092,6 +1104,8 @@ cdef class Engine:
                     mass_x += np.array([self.pool_x[m * stride + c] for c in range(self.d)])
                     mass_w += self.pool_x[m * stride + self.d]
         traj = np.asarray(self.traj[: self.traj_n]).copy()
+        if self.keep_states:
+            traj[:, 2] = [diameter(state) for state in np.asarray(self.traj_states[: self.traj_n])]
         log = np.zeros(self.log_n, dtype=LOG_DTYPE)
         assert LOG_DTYPE.itemsize == sizeof(LogEntry)
         log_bytes = log.view(np.uint8)

@@ -19,7 +19,7 @@ from galasim.sim.certificate import PiecewiseCertificate
 from galasim.sim.events import LOG_DTYPE, ARRIVE, CRASH, LINK, LOST, MIX, UPDATE, WRITE
 from galasim.sim.liveness import ARRIVED, BLOCKED, CRASHED, EMPTY, IN_FLIGHT, LOSING, RUNNING
 from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM, callback_delta
-from galasim.sim.result import diameter, diameter_work_ok
+from galasim.sim.result import diameter, diameter_policy
 from galasim.sim.spec import EngineSpec
 
 EV_UPDATE, EV_ARRIVAL, EV_LOST, EV_CRASH, EV_LINK = range(5)
@@ -405,7 +405,7 @@ class ReferenceEngine:
                 self.cert_sup = max(self.cert_sup, bound)
             self.obs_count += 1
             if self.obs_count % self.stride == 0:
-                diam = diameter(z) if diameter_work_ok(self.n, self.d) else math.nan
+                diam = diameter(z) if diameter_policy(self.n, self.d, self.samples) else math.nan
                 self.traj.append([self.now, dist, diam, bound if self.certificate else math.nan])
                 if len(self.traj) == 2 * self.samples:
                     self.traj = self.traj[1::2]

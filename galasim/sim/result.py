@@ -8,15 +8,22 @@ import numpy as np
 import pandas as pd
 
 TRAJECTORY_COLUMNS = ("time", "distance", "diameter", "certificate")
-# The diameter of a sampled state costs O(n^2 d) when it is sampled: it is reported for networks
-# up to this size and this much work per sample (NaN beyond).
+# The diameter of a sampled state costs O(n^2 d). Up to MAX_STORED_DOUBLES the engines keep the
+# sampled states and compute the diameters of the samples that survive once, at the end (cheap);
+# beyond, they compute it when a state is sampled, only while n^2 d <= MAX_SAMPLED_WORK (memory
+# must never scale with samples x n x d: real learners have millions of parameters).
 MAX_DIAMETER_AGENTS = 256
-MAX_DIAMETER_WORK = 10**7
+MAX_STORED_DOUBLES = 1 << 22
+MAX_SAMPLED_WORK = 10**6
 
 
-def diameter_work_ok(n: int, d: int) -> bool:
-    """Whether the engines compute the diameter of sampled states (n <= 256, n^2 d <= 1e7)."""
-    return n <= MAX_DIAMETER_AGENTS and n * n * d <= MAX_DIAMETER_WORK
+def diameter_policy(n: int, d: int, samples: int) -> str | None:
+    """How the engines get sampled diameters: ``"store"``, ``"sample"``, or None (reported NaN)."""
+    if n > MAX_DIAMETER_AGENTS:
+        return None
+    if (2 * samples + 1) * n * d <= MAX_STORED_DOUBLES:
+        return "store"
+    return "sample" if n * n * d <= MAX_SAMPLED_WORK else None
 
 
 def diameter(state: np.ndarray) -> float:
