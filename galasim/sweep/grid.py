@@ -30,6 +30,7 @@ from galasim._validation import (
     choice,
     parse_integer,
 )
+from galasim.gossip.protocol import PROTOCOLS
 
 # Seeds of a grid that names none (a count: seeds 0..DEFAULT_SEEDS-1).
 DEFAULT_SEEDS = 3
@@ -191,7 +192,9 @@ PARAMETERS: dict[str, Parameter] = {
             "one-peer-exponential, random-regular, erdos-renyi",
         ),
         Parameter(
-            "protocol", "gala", _protocol, "protocol: gala, sync-gossip, allreduce, push-sum"
+            "protocol", "gala", _protocol,
+            f"protocol: {', '.join(PROTOCOLS)} (gala is the paper's; gala-resend galasim's "
+            "deadlock-free extension)",
         ),
         Parameter("agents", 8, _integer("agents", 2), "number of agents n"),
         Parameter("peers", 1, _integer("peers", 1), "peers per agent of ring and ring-undirected"),

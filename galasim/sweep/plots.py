@@ -96,6 +96,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         holds = results["bound_holds"].map({True: 1.0, False: 0.0}).where(ok).astype(float)
         frame = frame.assign(bound_holds=holds)
         aggregations["bound_holds_fraction"] = ("bound_holds", "mean")
+    if "completed" in results:  # runs stopped with a diagnosis (deadlock, event budget)
+        completed = results["completed"].map({True: 1.0, False: 0.0}).where(ok).astype(float)
+        frame = frame.assign(completed=completed)
+        aggregations["completed_fraction"] = ("completed", "mean")
     grouped = frame.groupby(keys, dropna=False, sort=False)
     return grouped.agg(**aggregations).reset_index()
 
@@ -121,10 +125,9 @@ def format_summary(table: pd.DataFrame) -> str:
         if f"{metric}_mean" in table:
             pairs = zip(table[f"{metric}_mean"], table[f"{metric}_std"])
             shown[metric] = [_mean_std(mean, std) for mean, std in pairs]
-    if "bound_holds_fraction" in table:
-        shown["bound_holds"] = [
-            "n/a" if np.isnan(f) else f"{100 * f:.0f}%" for f in table["bound_holds_fraction"]
-        ]
+    for name in ("completed", "bound_holds"):
+        if f"{name}_fraction" in table:
+            shown[name] = ["n/a" if np.isnan(f) else f"{100 * f:.0f}%" for f in table[f"{name}_fraction"]]
     return shown.to_string(index=False)
 
 
