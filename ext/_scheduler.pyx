@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from galasim.gossip import repair as repair_rule
 from galasim.sim import liveness
 from galasim.sim.certificate import PiecewiseCertificate
 from galasim.sim.events import LOG_DTYPE
@@ -43,8 +44,10 @@ cdef enum:
     EV_UPDATE = 0
     EV_ARRIVAL = 1
     EV_LOST = 2
-    EV_CRASH = 3
+    EV_CRASH = 3       # target: agent * 4 + (1: a rejoin will end it) + (2: a random crash)
     EV_LINK = 4
+    EV_DETECT = 5      # target: crash epoch * n + agent (stale once the agent rejoined)
+    EV_REJOIN = 6      # target: tag * n + agent; tag 0: explicit, else the crash epoch it ends
 
 # Message-slot states (LOSING: in flight and dropped: the sender learns it at the arrival time)
 cdef enum:
@@ -62,6 +65,19 @@ cdef enum:
     LOG_LOST = 4
     LOG_CRASH = 5
     LOG_LINK = 6
+    LOG_REPAIR = 7
+    LOG_REJOIN = 8
+
+# Kinds of the fault log (always kept; galasim/sim/api.py reads it) and of explicit fault rows
+cdef enum:
+    FL_CRASH = 0
+    FL_DETECT = 1
+    FL_REJOIN = 2
+
+cdef enum:
+    FAULT_CRASH = 0
+    FAULT_REJOIN = 1
+    FAULT_LINK = 2
 
 # Agent states
 cdef enum:
@@ -94,6 +110,7 @@ cdef enum:
     S_DELAY = 2
     S_DROP = 3
     S_UPDATE = 4
+    S_CRASH = 6
 
 # Return codes of the event loop
 cdef enum:
@@ -102,6 +119,7 @@ cdef enum:
     RUN_NOMEM = 2
     RUN_CLOSE = 3
     RUN_CHECK = 4
+    RUN_FAULT = 5
 
 # Work units (about one per double touched) between two returns to Python: a few milliseconds.
 cdef int64_t CHECK_WORK = 1 << 23
@@ -235,7 +253,13 @@ cdef class Engine:
     cdef Distribution compute, delay
     cdef int64_t[::1] in_indptr, edge_src, edge_dst, out_indptr, out_edges
     cdef unsigned char[:, ::1] active
-    cdef double[::1] agent_factor, edge_factor, crash_time, link_time
+    cdef double[::1] agent_factor, edge_factor, crash_time, link_time, fault_time
+    cdef int64_t[::1] fault_kind, fault_target
+    cdef signed char[::1] fault_awaits
+    cdef double repair, crash_rate, downtime
+    cdef Distribution uptime
+    cdef uint64_t[::1] crash_keys
+    cdef object orig_pairs, edge_id
     cdef double[:, ::1] targets
     cdef uint64_t[::1] compute_keys, update_keys, delay_keys, drop_keys
     cdef object callback
@@ -246,6 +270,12 @@ cdef class Engine:
     cdef double[:, ::1] acc_x
     cdef int64_t[::1] k, stale, write_k, seq_e
     cdef signed char[::1] status, owed, slot, removed
+    # crash-and-repair: edges switched on, failures known to the survivors (perfect detector),
+    # failures detected after the timeout, crashes a rejoin will end, a random crash pending
+    cdef signed char[::1] edge_on, fresh, gone, detected, awaits, rc_pending
+    cdef int64_t[::1] life, crash_epoch, rc_count
+    cdef int64_t pending_faults, awaiting, fault_agent
+    cdef int fault_op
     cdef double[::1] last_update_time
     cdef EventHeap heap
     cdef double now
@@ -260,6 +290,8 @@ cdef class Engine:
     # event log (record_events)
     cdef LogEntry* log
     cdef Py_ssize_t log_n, log_cap
+    cdef LogEntry* flog
+    cdef Py_ssize_t flog_n, flog_cap
 
     # push-sum message pool (several messages may be in flight on one edge)
     cdef double* pool_x
@@ -301,10 +333,12 @@ cdef class Engine:
         self.pool_edge = NULL
         self.pool_free = NULL
         self.log = NULL
+        self.flog = NULL
 
     def __dealloc__(self):
         free(self.heap.items)
         free(self.log)
+        free(self.flog)
         free(self.pool_x)
         free(self.pool_edge)
         free(self.pool_free)
@@ -342,6 +376,16 @@ cdef class Engine:
         self.edge_factor = as_f64(spec.edge_factor)
         self.crash_time = as_f64(spec.crash_time)
         self.link_time = as_f64(spec.link_time)
+        self.fault_time = as_f64(spec.fault_time)
+        self.fault_kind = as_i64(spec.fault_kind)
+        self.fault_target = as_i64(spec.fault_target)
+        self.fault_awaits = np.ascontiguousarray(spec.fault_awaits, dtype=np.int8)
+        self.repair = spec.repair
+        self.crash_rate = spec.crash_rate
+        self.downtime = spec.downtime
+        self.uptime = Distribution(EXPONENTIAL, 1.0 / spec.crash_rate if spec.crash_rate > 0 else 0.0, 0.0)
+        self.orig_pairs = [(int(u), int(v)) for u, v, on in zip(spec.edge_src, spec.edge_dst, spec.edge_on) if on]
+        self.edge_id = {(int(u), int(v)): e for e, (u, v) in enumerate(zip(spec.edge_src, spec.edge_dst))}
         self.targets = as_f64(spec.targets)
         keys = lambda stream, count: np.array(
             [stream_key(self.seed, stream, j) for j in range(count)], dtype=np.uint64)
@@ -349,6 +393,7 @@ cdef class Engine:
         self.update_keys = keys(S_UPDATE, n)
         self.delay_keys = keys(S_DELAY, E)
         self.drop_keys = keys(S_DROP, E)
+        self.crash_keys = keys(S_CRASH, n)
 
         self.x = np.zeros((n, d))
         self.payload = np.zeros((E, d))
@@ -366,6 +411,15 @@ cdef class Engine:
         self.slot = np.zeros(E, dtype=np.int8)
         self.owed = np.zeros(E, dtype=np.int8)
         self.removed = np.zeros(E, dtype=np.int8)
+        self.edge_on = np.ascontiguousarray(spec.edge_on, dtype=np.int8).copy()
+        self.fresh = np.zeros(E, dtype=np.int8)
+        self.gone = np.zeros(n, dtype=np.int8)
+        self.detected = np.zeros(n, dtype=np.int8)
+        self.awaits = np.zeros(n, dtype=np.int8)
+        self.rc_pending = np.zeros(n, dtype=np.int8)
+        self.life = np.zeros(n, dtype=np.int64)
+        self.crash_epoch = np.zeros(n, dtype=np.int64)
+        self.rc_count = np.zeros(n, dtype=np.int64)
         self.last_update_time = np.zeros(n)
         self.live = n
         self.last_action = np.zeros(n, dtype=np.int64)
@@ -457,9 +511,25 @@ cdef class Engine:
         self.log[self.log_n].edge = edge
         self.log_n += 1
 
+    cdef void _flog(self, int kind, int64_t agent, int64_t other) noexcept nogil:
+        """The fault log, kept whether or not events are recorded (the summary reports it)."""
+        cdef LogEntry* grown
+        if self.flog_n == self.flog_cap:
+            grown = <LogEntry*>realloc(self.flog, max(64, 2 * self.flog_cap) * sizeof(LogEntry))
+            if grown == NULL:
+                self.oom = True
+                return
+            self.flog = grown
+            self.flog_cap = max(64, 2 * self.flog_cap)
+        self.flog[self.flog_n].time = self.now
+        self.flog[self.flog_n].kind = kind
+        self.flog[self.flog_n].agent = agent
+        self.flog[self.flog_n].edge = other
+        self.flog_n += 1
+
     cdef inline bint _edge_live(self, int64_t e, int64_t t) noexcept nogil:
-        return (self.active[t % self.period, e] != 0 and not self.removed[e]
-                and self.status[self.edge_dst[e]] != CRASHED)
+        return (self.active[t % self.period, e] != 0 and not self.removed[e] and self.edge_on[e]
+                and not self.gone[self.edge_dst[e]])
 
     cdef bint _can_write(self, int64_t j, int64_t t) noexcept nogil:
         cdef int64_t p, e
@@ -474,7 +544,8 @@ cdef class Engine:
             return
         self.status[i] = RUNNING
         cdef double c = self.agent_factor[i] * sample(self.compute, self.compute_keys[i], self.k[i])
-        self._push(self.now + c, EV_UPDATE, i)
+        # Tagged with the agent's life: an update pending when it crashed is void after a rejoin.
+        self._push(self.now + c, EV_UPDATE, self.life[i] * self.n + i)
 
     # ------------------------------------------------------------------ GALA message passing
 
@@ -520,7 +591,7 @@ cdef class Engine:
             if self.slot[e] == ARRIVED:
                 any_arrived = True
                 continue
-            if self.removed[e] or self.status[self.edge_src[e]] == CRASHED:
+            if self.removed[e] or not self.edge_on[e] or self.gone[self.edge_src[e]]:
                 continue
             has_live = True
             if not self.mix_any:
@@ -587,7 +658,7 @@ cdef class Engine:
 
     cdef void _arrival(self, int64_t e) noexcept nogil:
         self.events += 1
-        if self.removed[e]:
+        if self.removed[e] or not self.edge_on[e]:
             self.slot[e] = EMPTY
             self.dropped += 1
             self._log(LOG_LOST, self.edge_src[e], e)
@@ -881,23 +952,160 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ faults
 
-    cdef void _crash(self, int64_t i) noexcept nogil:
+    cdef inline void _push_fault(self, double t, int kind, int64_t target) noexcept nogil:
+        """Pending faults may free agents that look frozen, so no deadlock is declared meanwhile."""
+        self.pending_faults += 1
+        self._push(t, kind, target)
+
+    cdef void _schedule_crash(self, int64_t i) noexcept nogil:
+        """crash-rate: agent i's next crash, an exponential uptime from now (its own stream)."""
+        cdef double up = sample(self.uptime, self.crash_keys[i], self.rc_count[i])
+        self.rc_count[i] += 1
+        self.rc_pending[i] = 1
+        self._push_fault(self.now + up, EV_CRASH, i * 4 + 2 + (1 if isfinite(self.downtime) else 0))
+
+    cdef void _crash(self, int64_t i, bint will_rejoin, bint random) noexcept nogil:
         cdef int64_t p
         self.events += 1
+        if random:
+            self.rc_pending[i] = 0
         if self.status[i] == CRASHED:
             return
+        # A random crash hits an agent only while it has updates left (a finished learner exits).
+        if random and self.k[i] >= self.iterations:
+            return
         self._log(LOG_CRASH, i, -1)
+        self._flog(FL_CRASH, i, -1)
         self.status[i] = CRASHED
         self.live -= 1
+        self.crash_epoch[i] += 1
         if self.k[i] >= self.iterations:
             self.reached -= 1
         if self.certificate and self.k[i] >= self.piece_start_k[i] + self.piece:
             self.piece_count -= 1
+        if will_rejoin:
+            self.awaits[i] = 1
+            self.awaiting += 1
+            if random:
+                self._push_fault(self.now + self.downtime, EV_REJOIN, self.crash_epoch[i] * self.n + i)
+        if self.repair >= 0:
+            # The survivors wait for it until the timeout detects the crash (EV_DETECT).
+            self._push_fault(self.now + self.repair, EV_DETECT, self.crash_epoch[i] * self.n + i)
+            return
+        self.gone[i] = 1
         if self.protocol == PUSH_SUM:
             return
         # Receivers stop waiting for the crashed agent (senders already skip it: _edge_live).
         for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
             self._wake(self.edge_dst[self.out_edges[p]])
+
+    cdef bint _detect(self, int64_t i, int64_t epoch) noexcept nogil:
+        """The timeout expired: is agent i still down from that crash? Then the topology is repaired."""
+        self.events += 1
+        if self.status[i] != CRASHED or self.crash_epoch[i] != epoch:
+            return False
+        self.detected[i] = 1
+        self._log(LOG_REPAIR, i, -1)
+        self._flog(FL_DETECT, i, -1)
+        return True
+
+    cdef int _rejoin(self, int64_t i, int64_t tag) noexcept nogil:
+        """Agent i restarts: -1 if it is not down (or a later crash superseded this rejoin), else
+        1 when the topology must be recomputed (it had been bypassed), 0 otherwise."""
+        cdef int64_t p
+        self.events += 1
+        if self.status[i] != CRASHED or (tag > 0 and tag != self.crash_epoch[i]):
+            return -1
+        self.status[i] = RUNNING
+        self.gone[i] = 0
+        self.live += 1
+        self.life[i] += 1
+        self.stale[i] = 0
+        if self.k[i] >= self.iterations:
+            self.reached += 1
+        if self.certificate and self.k[i] >= self.piece_start_k[i] + self.piece:
+            self.piece_count += 1
+        if self.awaits[i]:
+            self.awaits[i] = 0
+            self.awaiting -= 1
+        for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
+            self.owed[self.out_edges[p]] = 0
+        if self.detected[i]:
+            self.detected[i] = 0
+            return 1
+        return 0
+
+    cdef void _edge_off(self, int64_t e) noexcept nogil:
+        """Edge e leaves the topology: an unread message on it is dropped (one in flight is lost on arrival)."""
+        self.edge_on[e] = 0
+        self.owed[e] = 0
+        if self.slot[e] == ARRIVED:
+            self.slot[e] = EMPTY
+            self.dropped += 1
+            self._log(LOG_LOST, self.edge_src[e], e)
+            self._slot_freed(e)
+
+    cdef void _switch_edges(self, signed char[::1] new_on) noexcept nogil:
+        """Apply the repair rule's edge set: first the edges that go, then those that come (fresh)."""
+        cdef int64_t e, E = self.edge_on.shape[0]
+        for e in range(E):
+            if self.edge_on[e] and not new_on[e]:
+                self._edge_off(e)
+        for e in range(E):
+            if not self.edge_on[e] and new_on[e]:
+                self.edge_on[e] = 1
+                self.fresh[e] = 1
+
+    cdef void _connect(self) noexcept nogil:
+        """A new connection carries its live source's current parameters at once (so that a
+        receiver never waits on an edge its sender, perhaps blocked, has no reason to write);
+        then every blocked agent whose waits changed may mix."""
+        cdef int64_t e, j, r, E = self.edge_on.shape[0]
+        for e in range(E):
+            if self.fresh[e]:
+                self.fresh[e] = 0
+                j = self.edge_src[e]
+                if self.status[j] != CRASHED and self.slot[e] == EMPTY and self._edge_live(e, self.k[j]):
+                    self._write_edge(j, e)
+        for r in range(self.n):
+            self._wake(r)
+
+    cdef void _finish_rejoin(self, int64_t i) noexcept nogil:
+        """Agent i's new process: empty receive buffers, the parameters of its lowest-numbered
+        live in-neighbour (galasim.gossip.repair.rejoin_source), new connections, then it computes."""
+        cdef int64_t e, p, c, source = -1, via = -1, cols
+        for e in range(self.in_indptr[i], self.in_indptr[i + 1]):
+            if self.slot[e] == ARRIVED:
+                self.slot[e] = EMPTY
+                self.dropped += 1
+                self._log(LOG_LOST, self.edge_src[e], e)
+                self._slot_freed(e)
+        for e in range(self.in_indptr[i], self.in_indptr[i + 1]):
+            if self.edge_on[e] and not self.removed[e]:
+                self.fresh[e] = 1
+                if via < 0 and self.status[self.edge_src[e]] != CRASHED:
+                    via = e
+                    source = self.edge_src[e]
+        for p in range(self.out_indptr[i], self.out_indptr[i + 1]):
+            if self.edge_on[self.out_edges[p]]:
+                self.fresh[self.out_edges[p]] = 1
+        if source >= 0:
+            for c in range(self.d):
+                self.x[i, c] = self.x[source, c]
+            self.w[i] = self.w[source]
+            if self.certificate:
+                cols = self.prod.shape[1]
+                for c in range(cols):
+                    self.prod[i, c] = self.prod[source, c]
+                self.g[i] = self.g[source]
+            self._act(i)
+            self._touch(i)
+        self._log(LOG_REJOIN, i, via)
+        self._flog(FL_REJOIN, i, source)
+        self._connect()
+        self._resume(i)
+        if self.crash_rate > 0 and not self.rc_pending[i]:
+            self._schedule_crash(i)
 
     cdef void _remove_link(self, int64_t e) noexcept nogil:
         self.events += 1
@@ -971,13 +1179,14 @@ cdef class Engine:
                     self.stride *= 2
         if self.certificate and self.live > 0 and self.piece_count >= self.live:
             self.close_pending = True
-        if self.reached >= self.live:
+        if self.reached >= self.live and self.awaiting == 0:
             self.finished = True
 
     # ------------------------------------------------------------------ the loop
 
     cdef int _loop(self) noexcept nogil:
         cdef Event ev
+        cdef int64_t a, rc
         cdef int64_t unit = self.d + 1 + (self.prod.shape[1] if self.certificate else 0)
         while True:
             if self.oom:
@@ -1000,13 +1209,14 @@ cdef class Engine:
             ev = heap_pop(&self.heap)
             self.now = ev.time
             if ev.kind == EV_UPDATE:
-                if self.status[ev.target] == CRASHED:
+                a = ev.target % self.n
+                if self.status[a] == CRASHED or ev.target // self.n != self.life[a]:
                     continue
                 if self.update == CALLBACK:
-                    self.cb_agent = ev.target
+                    self.cb_agent = a
                     return RUN_CALLBACK
-                self._builtin_delta(ev.target)
-                self._apply_update(ev.target)
+                self._builtin_delta(a)
+                self._apply_update(a)
             elif ev.kind == EV_ARRIVAL:
                 if self.protocol == PUSH_SUM:
                     self._ps_arrival(ev.target)
@@ -1015,23 +1225,45 @@ cdef class Engine:
             elif ev.kind == EV_LOST:
                 self._lost(ev.target)
             elif ev.kind == EV_CRASH:
-                self._crash(ev.target)
-            else:
+                self.pending_faults -= 1
+                self._crash(ev.target // 4, ev.target & 1, ev.target & 2)
+            elif ev.kind == EV_LINK:
+                self.pending_faults -= 1
                 self._remove_link(ev.target)
+            elif ev.kind == EV_DETECT:
+                self.pending_faults -= 1
+                if self._detect(ev.target % self.n, ev.target // self.n):
+                    self.fault_agent = ev.target % self.n
+                    self.fault_op = FL_DETECT
+                    return RUN_FAULT  # the repair rule is Python (galasim.gossip.repair)
+            else:
+                self.pending_faults -= 1
+                a = ev.target % self.n
+                rc = self._rejoin(a, ev.target // self.n)
+                if rc == 1:
+                    self.fault_agent = a
+                    self.fault_op = FL_REJOIN
+                    return RUN_FAULT
+                if rc == 0:
+                    self._finish_rejoin(a)
 
     def run(self):
         """Simulate until every live agent has done `iterations` updates; return the raw results."""
-        cdef int64_t i, e
+        cdef int64_t i, f
         cdef int rc
         started = time.perf_counter()
         for i in range(self.n):
             self._resume(i)
-        for i in range(self.n):
-            if isfinite(self.crash_time[i]):
-                self._push(self.crash_time[i], EV_CRASH, i)
-        for e in range(self.edge_src.shape[0]):
-            if isfinite(self.link_time[e]):
-                self._push(self.link_time[e], EV_LINK, e)
+        for f in range(self.fault_time.shape[0]):
+            if self.fault_kind[f] == FAULT_CRASH:
+                self._push_fault(self.fault_time[f], EV_CRASH, self.fault_target[f] * 4 + self.fault_awaits[f])
+            elif self.fault_kind[f] == FAULT_REJOIN:
+                self._push_fault(self.fault_time[f], EV_REJOIN, self.fault_target[f])
+            else:
+                self._push_fault(self.fault_time[f], EV_LINK, self.fault_target[f])
+        if self.crash_rate > 0:
+            for i in range(self.n):
+                self._schedule_crash(i)
         while True:
             with nogil:
                 rc = self._loop()
@@ -1040,6 +1272,9 @@ cdef class Engine:
                 continue
             if rc == RUN_CLOSE:
                 self._close_piece()
+                continue
+            if rc == RUN_FAULT:
+                self._repair_topology()
                 continue
             if rc == RUN_CHECK:
                 PyErr_CheckSignals()  # Ctrl-C raises KeyboardInterrupt here
@@ -1053,13 +1288,25 @@ cdef class Engine:
             break
         return self._results(time.perf_counter() - started)
 
+    def _repair_topology(self):
+        """A detection or the rejoin of a bypassed agent: switch to the repair rule's edges."""
+        dead = np.flatnonzero(np.asarray(self.detected)).tolist()
+        new_on = np.zeros(self.edge_on.shape[0], dtype=np.int8)
+        for pair in repair_rule.repaired_edges(self.orig_pairs, dead):
+            new_on[self.edge_id[pair]] = 1
+        self._switch_edges(new_on)
+        if self.fault_op == FL_REJOIN:
+            self._finish_rejoin(self.fault_agent)
+        else:
+            self._connect()
+
     def _snapshot(self):
         return liveness.Snapshot(
             np.asarray(self.status), np.asarray(self.slot), np.asarray(self.owed),
             np.asarray(self.removed), np.asarray(self.k), np.asarray(self.in_indptr),
             np.asarray(self.edge_src), np.asarray(self.edge_dst), np.asarray(self.out_indptr),
             np.asarray(self.out_edges), np.asarray(self.active), bool(self.mix_any),
-            bool(self.resend))
+            bool(self.resend), np.asarray(self.edge_on), np.asarray(self.gone))
 
     def _stop(self, reason, frozen):
         self.stopped = reason
@@ -1078,7 +1325,7 @@ cdef class Engine:
             return False
         k = np.asarray(self.k)
         stalled = (np.asarray(self.status) == BLOCKED) & (k < self.iterations)
-        if self.check_k is not None and (stalled & (k == self.check_k)).any():
+        if self.pending_faults == 0 and self.check_k is not None and (stalled & (k == self.check_k)).any():
             frozen = liveness.frozen_agents(self._snapshot())
             if any(self.k[r] < self.iterations for r in frozen):
                 self._stop("deadlock", frozen)
@@ -1111,6 +1358,10 @@ cdef class Engine:
         log_bytes = log.view(np.uint8)
         if self.log_n:
             memcpy(&log_bytes[0], self.log, self.log_n * sizeof(LogEntry))
+        faults = np.zeros(self.flog_n, dtype=LOG_DTYPE)
+        log_bytes = faults.view(np.uint8)
+        if self.flog_n:
+            memcpy(&log_bytes[0], self.flog, self.flog_n * sizeof(LogEntry))
         return {
             "x": np.asarray(self.x).copy(),
             "w": np.asarray(self.w).copy(),
@@ -1135,6 +1386,8 @@ cdef class Engine:
             "last_use": np.asarray(self.last_use).copy(),
             "max_avoid": np.asarray(self.max_avoid).copy(),
             "removed": np.asarray(self.removed).astype(bool),
+            "edge_on": np.asarray(self.edge_on).astype(bool),
+            "faults": faults,
             "event_log": log,
             "max_update_norm": self.max_update_norm,
             "mass_x": mass_x,

@@ -13,6 +13,7 @@ from galasim._validation import (  # CERTIFICATE_AUTO_MAX_ROWS: also read by `ga
     CERTIFICATE_AUTO_MAX_ROWS, INT32_MAX, SEED_MAX, check_sync_freq, choice, integer, positive,
 )
 from galasim.gossip import ALLREDUCE, GALA, PUSH_SUM, Protocol, protocol as make_protocol
+from galasim.gossip import repair as repair_rule
 from galasim.sim import allreduce
 from galasim.sim.cost import check_run_cost
 from galasim.sim.models import (
@@ -25,9 +26,10 @@ from galasim.sim.models import (
     parse_faults,
     parse_updates,
 )
-from galasim.sim.events import as_frame
+from galasim.sim import fault_log
+from galasim.sim.events import LOG_DTYPE, as_frame
 from galasim.sim.result import TRAJECTORY_COLUMNS, SimResult
-from galasim.sim.spec import EngineSpec
+from galasim.sim.spec import FAULT_CRASH, FAULT_LINK, FAULT_REJOIN, EngineSpec
 
 ENGINES = ("cython", "reference")
 
@@ -69,6 +71,56 @@ def _edge_layout(graph) -> tuple[list[tuple[int, int]], np.ndarray, list]:
     return edges, active, graphs
 
 
+# Crash-and-repair allocates every edge the repair rule can create; beyond this many (or 4 times
+# the original edges) the per-agent edge scans would dominate the run, so the request is refused.
+MAX_POSSIBLE_EDGES = 4096
+
+
+def _with_bypasses(graph, edges, active, proto: Protocol, faults: Faults, n: int):
+    """Add the bypass edges crash-and-repair may switch on (off at the start): edges, active, on."""
+    on = np.ones(len(edges), dtype=np.uint8)
+    if not faults.dynamic:
+        return edges, active, on
+    if proto.code != GALA:
+        raise ValueError(f"faults={str(faults)!r}: repair, rejoin and crash-rate need a gala-family protocol, "
+                         f"got {proto.name}")
+    if faults.repair is None:
+        return edges, active, on
+    if topo.is_schedule(graph):
+        raise ValueError(f"faults={str(faults)!r}: repair needs a static graph, got the schedule {graph.name!r}")
+    crashable = set(range(n)) if faults.crash_rate > 0 else {a for a, _ in faults.crashes}
+    possible = repair_rule.possible_edges(edges, crashable)
+    limit = max(MAX_POSSIBLE_EDGES, 4 * len(edges))
+    if len(possible) > limit:
+        raise ValueError(f"faults={str(faults)!r}: the repair rule may need {len(possible)} edges on this graph, "
+                         f"more than {limit}; use fewer agents or name the crashes (crash:A@T)")
+    possible = sorted(possible, key=lambda e: (e[1], e[0]))
+    original = set(edges)
+    on = np.array([e in original for e in possible], dtype=np.uint8)
+    return possible, np.ones((1, len(possible)), dtype=np.uint8), on
+
+
+def _fault_rows(faults: Faults, n: int, link_time: np.ndarray):
+    """Explicit faults as engine rows: crashes (by agent, then time), rejoins, then link removals."""
+    rows = []
+    for agent, t in sorted(faults.crashes):
+        if agent >= n:
+            raise ValueError(f"crash:{agent}@{t:g} names agent {agent}, but agents are 0..{n - 1}")
+        follows = any(a == agent and r > t for a, r in faults.rejoins)
+        rows.append((t, FAULT_CRASH, agent, int(follows)))
+    for agent, t in sorted(faults.rejoins):
+        if agent >= n:
+            raise ValueError(f"rejoin:{agent}@{t:g} names agent {agent}, but agents are 0..{n - 1}")
+        crashed = sum(1 for a, c in faults.crashes if a == agent and c < t)
+        rejoined = sum(1 for a, r in faults.rejoins if a == agent and r < t)
+        if crashed <= rejoined and faults.crash_rate == 0:
+            raise ValueError(f"rejoin:{agent}@{t:g} has no earlier crash of agent {agent} to end")
+        rows.append((t, FAULT_REJOIN, agent, 0))
+    rows += [(float(link_time[e]), FAULT_LINK, e, 0) for e in np.flatnonzero(np.isfinite(link_time))]
+    return (np.array([r[0] for r in rows], dtype=np.float64), np.array([r[1] for r in rows], dtype=np.int64),
+            np.array([r[2] for r in rows], dtype=np.int64), np.array([r[3] for r in rows], dtype=np.int8))
+
+
 def build_spec(
     graph,
     proto: Protocol,
@@ -90,6 +142,7 @@ def build_spec(
     """Lower a validated configuration to the flat :class:`EngineSpec` both engines read."""
     n = _order(graph)
     edges, active, graphs = _edge_layout(graph)
+    edges, active, edge_on = _with_bypasses(graph, edges, active, proto, faults, n)
     E = len(edges)
     track = certificate is True or (certificate == "auto" and n + E <= CERTIFICATE_AUTO_MAX_ROWS)
     src = np.array([u for u, _ in edges], dtype=np.int64)
@@ -117,9 +170,10 @@ def build_spec(
     link_time = np.full(E, np.inf)
     edge_index = {e: k for k, e in enumerate(edges)}
     for u, v, t in faults.link_removals:
-        if (u, v) not in edge_index:
+        if (u, v) not in edge_index or not edge_on[edge_index[u, v]]:
             raise ValueError(f"link:{u}->{v}@{t:g}: {u}->{v} is not an edge of the topology")
         link_time[edge_index[u, v]] = min(link_time[edge_index[u, v]], t)
+    fault_time, fault_kind, fault_target, fault_awaits = _fault_rows(faults, n, link_time)
 
     return EngineSpec(
         protocol=proto.code,
@@ -145,6 +199,14 @@ def build_spec(
         drop=faults.drop,
         crash_time=crash_time,
         link_time=link_time,
+        edge_on=edge_on,
+        fault_time=fault_time,
+        fault_kind=fault_kind,
+        fault_target=fault_target,
+        fault_awaits=fault_awaits,
+        repair=-1.0 if faults.repair is None else float(faults.repair),
+        crash_rate=float(faults.crash_rate),
+        downtime=float(faults.downtime),
         targets=targets,
         seed=seed,
         certificate=int(track),
@@ -169,9 +231,7 @@ def _violations(raw: dict, spec: EngineSpec, proto: Protocol, faults: Faults) ->
     found = []
     if raw["max_update_norm"] > spec.step * (1 + 1e-9):
         found.append(f"A1: an update of norm {raw['max_update_norm']:.4g} exceeds alpha*L = {spec.step:.4g}")
-    for agent, t in faults.crashes:
-        if raw["crashed"][agent]:
-            found.append(f"A3: agent {agent} crashed at t={t:g} and no longer mixes (the network is no longer strongly connected)")
+    found += _fault_violations(raw, faults)
     removed = spec.link_time <= raw["virtual_time"]
     if removed.any() and proto.code != ALLREDUCE:
         kept = nx.DiGraph()
@@ -184,6 +244,21 @@ def _violations(raw: dict, spec: EngineSpec, proto: Protocol, faults: Faults) ->
         found.append("A4: sync_freq=inf, so staleness is unbounded")
     if raw["stopped"]:
         found.append(f"the run stopped before completing ({raw['stopped']}): {raw['diagnosis']}")
+    return found
+
+
+def _fault_violations(raw: dict, faults: Faults) -> list[str]:
+    """A3 (and identical initialisation) interrupted by crashes: one sentence per crash episode."""
+    found = []
+    for e in fault_log.episodes(raw.get("faults", np.zeros(0, dtype=LOG_DTYPE))):
+        if e.rejoin is None and faults.repair is None:
+            found.append(f"A3: agent {e.agent} crashed at t={e.crash:g} and no longer mixes (the network is no "
+                         f"longer strongly connected)")
+            continue
+        how = [f"detected and bypassed at t={e.detect:g}"] if e.detect is not None else []
+        how += [f"rejoined at t={e.rejoin:g}, a new start"] if e.rejoin is not None else ["never rejoined"]
+        found.append(f"A3: agent {e.agent} crashed at t={e.crash:g} ({'; '.join(how)}): the assumptions were "
+                     f"interrupted, so no bound is claimed across it")
     return found
 
 
@@ -326,11 +401,27 @@ def simulate(
         "engine": engine,
     }
     summary = _summarise(raw, spec, proto, graph, fault_model)
+    summary.update(_fault_summary(raw, spec, fault_model))
     trajectory = pd.DataFrame(raw["trajectory"], columns=list(TRAJECTORY_COLUMNS))
     state = raw["x"] / raw["w"][:, None]
     events = as_frame(raw["event_log"]) if record_events and "event_log" in raw else None
     edges = pd.DataFrame({"src": spec.edge_src, "dst": spec.edge_dst})
     return SimResult(config, summary, trajectory, state, diagnostics=raw, events=events, edges=edges)
+
+
+def _fault_summary(raw: dict, spec: EngineSpec, faults: Faults) -> dict:
+    """Crash-and-repair fields: what happened, and when the theorem's assumptions were interrupted."""
+    log = raw.get("faults", np.zeros(0, dtype=LOG_DTYPE))
+    found = fault_log.episodes(log)
+    original = [(int(u), int(v)) for u, v, on in zip(spec.edge_src, spec.edge_dst, spec.edge_on) if on]
+    text, down = fault_log.interrupted(found, float(raw["virtual_time"]))
+    return {
+        "crashes": len(found),
+        "rejoins": sum(e.rejoin is not None for e in found),
+        "faults_log": fault_log.describe(log, original, faults.repair is not None),
+        "assumptions_interrupted": text,
+        "interrupted_time": down,
+    }
 
 
 def _summarise(raw: dict, spec: EngineSpec, proto: Protocol, graph, faults: Faults) -> dict:

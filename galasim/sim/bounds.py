@@ -51,7 +51,8 @@ class RunEpsilon:
 
 def connectivity_window(raw: dict, spec: EngineSpec) -> int | None:
     """B of (A3) over the live graph at the end, or None when that graph is not strongly connected."""
-    live = ~raw["removed"] & ~raw["crashed"][spec.edge_src] & ~raw["crashed"][spec.edge_dst]
+    on = raw.get("edge_on", np.ones(len(spec.edge_src), dtype=bool))  # the repaired topology
+    live = ~raw["removed"] & on & ~raw["crashed"][spec.edge_src] & ~raw["crashed"][spec.edge_dst]
     alive = np.flatnonzero(~raw["crashed"])
     graph = nx.DiGraph()
     graph.add_nodes_from(alive.tolist())

@@ -46,14 +46,16 @@ class Snapshot:
     active: np.ndarray      # uint8[period, E]
     mix_any: bool
     resend: bool
+    edge_on: np.ndarray     # int8[E]: the edge is in the (repaired) topology
+    gone: np.ndarray        # int8[n]: crashed and known to be (perfect detector: not waited for)
 
 
 def _live_in(s: Snapshot, e: int) -> bool:
-    return not s.removed[e] and s.status[s.edge_src[e]] != CRASHED
+    return not s.removed[e] and bool(s.edge_on[e]) and not s.gone[s.edge_src[e]]
 
 
 def _live_out(s: Snapshot, e: int) -> bool:
-    return not s.removed[e] and s.status[s.edge_dst[e]] != CRASHED
+    return not s.removed[e] and bool(s.edge_on[e]) and not s.gone[s.edge_dst[e]]
 
 
 def _can_write(s: Snapshot, j: int, e: int, frozen: set[int]) -> bool:

@@ -7,7 +7,15 @@ The same grammar is used by :func:`galasim.simulate`, ``galasim sweep`` and grid
     compute  = "constant:1" | "exponential:1" | "uniform:..." | "lognormal:..." | "pareto:..."
                | "stragglers:0.25,4"
     updates  = "two-camp" | "away-from-mean" | "random" | "quadratic" | callable
-    faults   = None | "drop:0.1" | "crash:3@500" | "link:2->3@100" | several joined by "+"
+    faults   = None | "drop:0.1" | "crash:3@500" | "link:2->3@100" | "repair:2" | "rejoin:3@800"
+               | "crash-rate:0.001" | "crash-rate:0.001,50" | several joined by "+"
+
+Faults (``docs/simulation.md``, "Crash, repair, rejoin"): ``crash:A@T`` stops agent A at time T;
+without ``repair`` the survivors stop waiting for it at once (a perfect failure detector), with
+``repair:D`` they keep waiting until the crash is detected D time units later and then bypass it
+(:mod:`galasim.gossip.repair`). ``rejoin:A@T`` restarts A with a live in-neighbour's parameters.
+``crash-rate:R,DOWN`` crashes each agent at exponential times of rate R (while it has updates left)
+and restarts it DOWN time units later (default :data:`DEFAULT_DOWNTIME`; ``inf``: never).
 
 The first number of every distribution is its **mean** (``lognormal:mean,sigma`` with sigma the
 standard deviation of the log; ``pareto:mean,alpha`` with alpha > 1 the tail index), except
@@ -146,13 +154,26 @@ class DelayModel:
         return "0" if self.base.is_zero else str(self.base)
 
 
+# Downtime of a randomly crashed agent before it rejoins, in time units (crash-rate:R alone).
+DEFAULT_DOWNTIME = 10.0
+
+
 @dataclass(frozen=True)
 class Faults:
-    """Message drop probability, agent crashes ``(agent, time)`` and link removals ``(src, dst, time)``."""
+    """Drops, crashes ``(agent, time)``, link removals ``(src, dst, time)``, and crash-and-repair.
+
+    ``repair`` is the detection timeout D (None: a perfect detector and no repair), ``rejoins``
+    the restarts ``(agent, time)``, ``crash_rate`` the rate of random crashes per agent and time
+    unit (0: none) and ``downtime`` how long a randomly crashed agent stays down (inf: for ever).
+    """
 
     drop: float = 0.0
     crashes: tuple[tuple[int, float], ...] = ()
     link_removals: tuple[tuple[int, int, float], ...] = ()
+    repair: float | None = None
+    rejoins: tuple[tuple[int, float], ...] = ()
+    crash_rate: float = 0.0
+    downtime: float = DEFAULT_DOWNTIME
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.drop < 1.0):
@@ -160,14 +181,33 @@ class Faults:
         for agent, time in self.crashes:
             if agent < 0 or not time >= 0:
                 raise ValueError(f"crash:{agent}@{time}: need an agent >= 0 and a time >= 0")
+        for agent, time in self.rejoins:
+            if agent < 0 or not (time >= 0 and math.isfinite(time)):
+                raise ValueError(f"rejoin:{agent}@{time}: need an agent >= 0 and a finite time >= 0")
         for src, dst, time in self.link_removals:
             if src < 0 or dst < 0 or not time >= 0:
                 raise ValueError(f"link:{src}->{dst}@{time}: need agents >= 0 and a time >= 0")
+        if self.repair is not None and not (math.isfinite(self.repair) and self.repair >= 0):
+            raise ValueError(f"repair:{self.repair} needs a finite detection timeout >= 0")
+        if not (math.isfinite(self.crash_rate) and self.crash_rate >= 0):
+            raise ValueError(f"crash-rate:{self.crash_rate} needs a finite rate >= 0 (crashes per agent and time unit)")
+        if not self.downtime > 0:
+            raise ValueError(f"crash-rate downtime must be > 0 (or inf: never rejoin), got {self.downtime!r}")
+
+    @property
+    def dynamic(self) -> bool:
+        """Uses crash-and-repair or rejoin (only the GALA family of protocols supports them)."""
+        return self.repair is not None or bool(self.rejoins) or self.crash_rate > 0
 
     def __str__(self) -> str:
         parts = [f"drop:{self.drop:g}"] if self.drop else []
         parts += [f"crash:{a}@{t:g}" for a, t in self.crashes]
         parts += [f"link:{s}->{d}@{t:g}" for s, d, t in self.link_removals]
+        if self.crash_rate:
+            parts.append(f"crash-rate:{self.crash_rate:g},{self.downtime:g}")
+        parts += [f"rejoin:{a}@{t:g}" for a, t in self.rejoins]
+        if self.repair is not None:
+            parts.append(f"repair:{self.repair:g}")
         return "+".join(parts) or "none"
 
 
@@ -294,31 +334,60 @@ def parse_updates(spec: str | Callable | UpdateModel) -> UpdateModel:
     return UpdateModel(spec.strip().lower())
 
 
+_FAULT_FORMS = ("drop:P, crash:AGENT@TIME, link:SRC->DST@TIME, repair:TIMEOUT, rejoin:AGENT@TIME "
+                "or crash-rate:RATE[,DOWNTIME]")
+
+
+def _agent_at(arg: str) -> tuple[int, float]:
+    agent, _, time = arg.partition("@")
+    return int(agent), float(time)
+
+
+def _once(part: str, seen: set[str], name: str) -> None:
+    if name in seen:
+        raise ValueError(f"fault {part!r}: {name} may appear once")
+    seen.add(name)
+
+
 def parse_faults(spec: str | Faults | None) -> Faults:
-    """Parse ``"drop:p"``, ``"crash:agent@time"`` and ``"link:src->dst@time"`` joined by ``+``."""
+    """Parse the fault terms of the module docstring joined by ``+`` (e.g. ``crash:3@50+repair:2``)."""
     if spec is None or isinstance(spec, Faults):
         return spec or Faults()
     if not isinstance(spec, str):
         raise ValueError(f"faults must be a string like 'drop:0.1+crash:3@500', got {spec!r}")
-    drop, crashes, links = 0.0, [], []
-    allowed = "drop:P, crash:AGENT@TIME or link:SRC->DST@TIME"
+    fields: dict[str, Any] = {"crashes": [], "link_removals": [], "rejoins": []}
+    seen: set[str] = set()
     for part in filter(None, (p.strip() for p in spec.split("+"))):
         name, _, arg = part.partition(":")
         name = name.strip().lower()
         if name == "none":
             continue
-        if name not in ("drop", "crash", "link"):
-            raise ValueError(f"unknown fault {part!r}; allowed: {allowed}")
+        if name not in ("drop", "crash", "link", "repair", "rejoin", "crash-rate"):
+            raise ValueError(f"unknown fault {part!r}; allowed: {_FAULT_FORMS}")
         try:
             if name == "drop":
-                drop = float(arg)
+                fields["drop"] = float(arg)
             elif name == "crash":
-                agent, _, time = arg.partition("@")
-                crashes.append((int(agent), float(time)))
+                fields["crashes"].append(_agent_at(arg))
+            elif name == "rejoin":
+                fields["rejoins"].append(_agent_at(arg))
+            elif name == "repair":
+                _once(part, seen, name)
+                fields["repair"] = float(arg)
+            elif name == "crash-rate":
+                _once(part, seen, name)
+                rate, _, down = arg.partition(",")
+                fields["crash_rate"] = float(rate)
+                if down.strip():
+                    fields["downtime"] = float(down)
             else:
                 edge, _, time = arg.partition("@")
                 src, _, dst = edge.partition("->")
-                links.append((int(src), int(dst), float(time)))
-        except ValueError:
-            raise ValueError(f"cannot read fault {part!r}; expected {allowed}") from None
-    return Faults(drop, tuple(crashes), tuple(links))
+                fields["link_removals"].append((int(src), int(dst), float(time)))
+        except ValueError as error:
+            if "may appear once" in str(error):
+                raise
+            raise ValueError(f"cannot read fault {part!r}; expected {_FAULT_FORMS}") from None
+    for key in ("crashes", "link_removals", "rejoins"):
+        fields[key] = tuple(fields[key])
+    return Faults(**fields)

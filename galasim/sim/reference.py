@@ -14,15 +14,17 @@ import time
 import numpy as np
 
 from galasim.gossip import PUSH_SUM
+from galasim.gossip import repair as repair_rule
 from galasim.sim import liveness, rng
 from galasim.sim.certificate import PiecewiseCertificate
-from galasim.sim.events import LOG_DTYPE, ARRIVE, CRASH, LINK, LOST, MIX, UPDATE, WRITE
+from galasim.sim.events import LOG_DTYPE, ARRIVE, CRASH, LINK, LOST, MIX, REJOIN, REPAIR, UPDATE, WRITE
 from galasim.sim.liveness import ARRIVED, BLOCKED, CRASHED, EMPTY, IN_FLIGHT, LOSING, RUNNING
-from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, QUADRATIC, RANDOM, callback_delta
+from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, EXPONENTIAL, QUADRATIC, RANDOM, callback_delta
 from galasim.sim.result import diameter, diameter_policy
-from galasim.sim.spec import EngineSpec
+from galasim.sim.spec import FAULT_CRASH, FAULT_REJOIN, EngineSpec
 
-EV_UPDATE, EV_ARRIVAL, EV_LOST, EV_CRASH, EV_LINK = range(5)
+EV_UPDATE, EV_ARRIVAL, EV_LOST, EV_CRASH, EV_LINK, EV_DETECT, EV_REJOIN = range(7)
+FL_CRASH, FL_DETECT, FL_REJOIN = range(3)  # kinds of the fault log, as in ext/_scheduler.pyx
 CHECK_WORK = 1 << 23  # work units between two liveness checks, as in the Cython loop
 
 
@@ -39,6 +41,10 @@ class ReferenceEngine:
         self.update_keys = [rng.stream_key(spec.seed, rng.UPDATE, i) for i in range(n)]
         self.delay_keys = [rng.stream_key(spec.seed, rng.DELAY, e) for e in range(E)]
         self.drop_keys = [rng.stream_key(spec.seed, rng.DROP, e) for e in range(E)]
+        self.crash_keys = [rng.stream_key(spec.seed, rng.CRASH, i) for i in range(n)]
+        self.uptime_mean = 1.0 / spec.crash_rate if spec.crash_rate > 0 else 0.0
+        self.orig_pairs = [(int(u), int(v)) for u, v, on in zip(spec.edge_src, spec.edge_dst, spec.edge_on) if on]
+        self.edge_id = {(int(u), int(v)): e for e, (u, v) in enumerate(zip(spec.edge_src, spec.edge_dst))}
         self.in_edges = [range(spec.in_indptr[i], spec.in_indptr[i + 1]) for i in range(n)]
         self.out_edges = [
             [int(e) for e in spec.out_edges[spec.out_indptr[j]: spec.out_indptr[j + 1]]] for j in range(n)
@@ -62,6 +68,17 @@ class ReferenceEngine:
         self.slot = [EMPTY] * E
         self.owed = [0] * E
         self.removed = [0] * E
+        self.edge_on = [int(v) for v in spec.edge_on]
+        self.fresh = [0] * E
+        self.gone = [0] * n
+        self.detected = [0] * n
+        self.awaits = [0] * n
+        self.rc_pending = [0] * n
+        self.life = [0] * n
+        self.crash_epoch = [0] * n
+        self.rc_count = [0] * n
+        self.pending_faults = self.awaiting = 0
+        self.flog: list[tuple[float, int, int, int]] = []
         self.last_update_time = np.zeros(n)
         self.actions = self.tau_actions = self.max_fresh = 0
         self.last_action = [0] * n
@@ -112,9 +129,12 @@ class ReferenceEngine:
         self.actions += 1
         self.last_action[i] = self.actions
 
+    def _flog(self, kind: int, agent: int, other: int) -> None:
+        self.flog.append((self.now, kind, agent, other))
+
     def _edge_live(self, e: int, t: int) -> bool:
-        return bool(self.s.active[t % self.period, e]) and not self.removed[e] \
-            and self.status[self.dst[e]] != CRASHED
+        return bool(self.s.active[t % self.period, e]) and not self.removed[e] and bool(self.edge_on[e]) \
+            and not self.gone[self.dst[e]]
 
     def _can_write(self, j: int, t: int) -> bool:
         return all(self.slot[e] == EMPTY for e in self.out_edges[j] if self._edge_live(e, t))
@@ -125,7 +145,7 @@ class ReferenceEngine:
         self.status[i] = RUNNING
         code, p1, p2 = self.s.compute
         c = self.s.agent_factor[i] * rng.sample(code, p1, p2, self.compute_keys[i], self.k[i])
-        self._push(self.now + c, EV_UPDATE, i)
+        self._push(self.now + c, EV_UPDATE, self.life[i] * self.n + i)
 
     # ---------------------------------------------------------------- GALA
 
@@ -163,7 +183,7 @@ class ReferenceEngine:
             if self.slot[e] == ARRIVED:
                 any_arrived = True
                 continue
-            if self.removed[e] or self.status[self.src[e]] == CRASHED:
+            if self.removed[e] or not self.edge_on[e] or self.gone[self.src[e]]:
                 continue
             has_live = True
             if not self.s.mix_any:
@@ -212,7 +232,7 @@ class ReferenceEngine:
 
     def _arrival(self, e: int) -> None:
         self.events += 1
-        if self.removed[e]:
+        if self.removed[e] or not self.edge_on[e]:
             self.slot[e] = EMPTY
             self.dropped += 1
             self._log(LOST, self.src[e], e)
@@ -355,21 +375,149 @@ class ReferenceEngine:
 
     # ---------------------------------------------------------------- faults
 
-    def _crash(self, i: int) -> None:
+    def _push_fault(self, t: float, kind: int, target: int) -> None:
+        self.pending_faults += 1
+        self._push(t, kind, target)
+
+    def _schedule_crash(self, i: int) -> None:
+        up = rng.sample(EXPONENTIAL, self.uptime_mean, 0.0, self.crash_keys[i], self.rc_count[i])
+        self.rc_count[i] += 1
+        self.rc_pending[i] = 1
+        self._push_fault(self.now + up, EV_CRASH, i * 4 + 2 + (1 if math.isfinite(self.s.downtime) else 0))
+
+    def _crash(self, i: int, will_rejoin: bool, random: bool) -> None:
         self.events += 1
+        if random:
+            self.rc_pending[i] = 0
         if self.status[i] == CRASHED:
             return
+        if random and self.k[i] >= self.s.iterations:
+            return
         self._log(CRASH, i, -1)
+        self._flog(FL_CRASH, i, -1)
         self.status[i] = CRASHED
         self.live -= 1
+        self.crash_epoch[i] += 1
         if self.k[i] >= self.s.iterations:
             self.reached -= 1
         if self.certificate and self.k[i] >= self.piece_start_k[i] + self.piece:
             self.piece_count -= 1
+        if will_rejoin:
+            self.awaits[i] = 1
+            self.awaiting += 1
+            if random:
+                self._push_fault(self.now + self.s.downtime, EV_REJOIN, self.crash_epoch[i] * self.n + i)
+        if self.s.repair >= 0:
+            self._push_fault(self.now + self.s.repair, EV_DETECT, self.crash_epoch[i] * self.n + i)
+            return
+        self.gone[i] = 1
         if self.s.protocol == PUSH_SUM:
             return
         for e in self.out_edges[i]:
             self._wake(self.dst[e])
+
+    def _detect(self, i: int, epoch: int) -> bool:
+        self.events += 1
+        if self.status[i] != CRASHED or self.crash_epoch[i] != epoch:
+            return False
+        self.detected[i] = 1
+        self._log(REPAIR, i, -1)
+        self._flog(FL_DETECT, i, -1)
+        return True
+
+    def _rejoin(self, i: int, tag: int) -> int:
+        self.events += 1
+        if self.status[i] != CRASHED or (tag > 0 and tag != self.crash_epoch[i]):
+            return -1
+        self.status[i] = RUNNING
+        self.gone[i] = 0
+        self.live += 1
+        self.life[i] += 1
+        self.stale[i] = 0
+        if self.k[i] >= self.s.iterations:
+            self.reached += 1
+        if self.certificate and self.k[i] >= self.piece_start_k[i] + self.piece:
+            self.piece_count += 1
+        if self.awaits[i]:
+            self.awaits[i] = 0
+            self.awaiting -= 1
+        for e in self.out_edges[i]:
+            self.owed[e] = 0
+        if self.detected[i]:
+            self.detected[i] = 0
+            return 1
+        return 0
+
+    def _edge_off(self, e: int) -> None:
+        self.edge_on[e] = 0
+        self.owed[e] = 0
+        if self.slot[e] == ARRIVED:
+            self.slot[e] = EMPTY
+            self.dropped += 1
+            self._log(LOST, self.src[e], e)
+            self._slot_freed(e)
+
+    def _switch_edges(self, new_on: list[int]) -> None:
+        for e in range(self.E):
+            if self.edge_on[e] and not new_on[e]:
+                self._edge_off(e)
+        for e in range(self.E):
+            if not self.edge_on[e] and new_on[e]:
+                self.edge_on[e] = 1
+                self.fresh[e] = 1
+
+    def _connect(self) -> None:
+        for e in range(self.E):
+            if self.fresh[e]:
+                self.fresh[e] = 0
+                j = self.src[e]
+                if self.status[j] != CRASHED and self.slot[e] == EMPTY and self._edge_live(e, self.k[j]):
+                    self._write_edge(j, e)
+        for r in range(self.n):
+            self._wake(r)
+
+    def _finish_rejoin(self, i: int) -> None:
+        source = via = -1
+        for e in self.in_edges[i]:
+            if self.slot[e] == ARRIVED:
+                self.slot[e] = EMPTY
+                self.dropped += 1
+                self._log(LOST, self.src[e], e)
+                self._slot_freed(e)
+        for e in self.in_edges[i]:
+            if self.edge_on[e] and not self.removed[e]:
+                self.fresh[e] = 1
+                if via < 0 and self.status[self.src[e]] != CRASHED:
+                    via, source = e, self.src[e]
+        for e in self.out_edges[i]:
+            if self.edge_on[e]:
+                self.fresh[e] = 1
+        if source >= 0:
+            self.x[i] = self.x[source]
+            self.w[i] = self.w[source]
+            if self.certificate:
+                self.prod[i] = self.prod[source]
+                self.g[i] = self.g[source]
+            self._act(i)
+            self.dirty = True
+        self._log(REJOIN, i, via)
+        self._flog(FL_REJOIN, i, source)
+        self._connect()
+        self._resume(i)
+        if self.s.crash_rate > 0 and not self.rc_pending[i]:
+            self._schedule_crash(i)
+
+    def _repair_topology(self, agent: int, op: int) -> None:
+        """The twin of the Cython engine's: switch to the repair rule's edges (Python, shared)."""
+        dead = [a for a in range(self.n) if self.detected[a]]
+        new_on = [0] * self.E
+        for pair in repair_rule.repaired_edges(self.orig_pairs, dead):
+            new_on[self.edge_id[pair]] = 1
+        self._switch_edges(new_on)
+        if op == FL_REJOIN:
+            self._finish_rejoin(agent)
+        else:
+            self._connect()
 
     def _remove_link(self, e: int) -> None:
         self.events += 1
@@ -412,7 +560,7 @@ class ReferenceEngine:
                     self.stride *= 2
         if self.certificate and self.live > 0 and self.piece_count >= self.live:
             self.close_pending = True
-        if self.reached >= self.live:
+        if self.reached >= self.live and self.awaiting == 0:
             self.finished = True
 
     # ---------------------------------------------------------------- loop
@@ -422,12 +570,17 @@ class ReferenceEngine:
         s = self.s
         for i in range(self.n):
             self._resume(i)
-        for i in range(self.n):
-            if math.isfinite(s.crash_time[i]):
-                self._push(float(s.crash_time[i]), EV_CRASH, i)
-        for e in range(self.E):
-            if math.isfinite(s.link_time[e]):
-                self._push(float(s.link_time[e]), EV_LINK, e)
+        for f in range(len(s.fault_time)):
+            kind, target = int(s.fault_kind[f]), int(s.fault_target[f])
+            if kind == FAULT_CRASH:
+                self._push_fault(float(s.fault_time[f]), EV_CRASH, target * 4 + int(s.fault_awaits[f]))
+            elif kind == FAULT_REJOIN:
+                self._push_fault(float(s.fault_time[f]), EV_REJOIN, target)
+            else:
+                self._push_fault(float(s.fault_time[f]), EV_LINK, target)
+        if s.crash_rate > 0:
+            for i in range(self.n):
+                self._schedule_crash(i)
         unit = self.d + 1 + (self.n + self.E if self.certificate else 0)
         while True:
             if not self.heap:
@@ -450,7 +603,8 @@ class ReferenceEngine:
             t, _, kind, target = heapq.heappop(self.heap)
             self.now = t
             if kind == EV_UPDATE:
-                if self.status[target] == CRASHED:
+                target, life = target % self.n, target // self.n
+                if self.status[target] == CRASHED or life != self.life[target]:
                     continue
                 if s.update == CALLBACK:
                     params = self.x[target] / self.w[target]
@@ -466,9 +620,22 @@ class ReferenceEngine:
             elif kind == EV_LOST:
                 self._lost(target)
             elif kind == EV_CRASH:
-                self._crash(target)
-            else:
+                self.pending_faults -= 1
+                self._crash(target // 4, bool(target & 1), bool(target & 2))
+            elif kind == EV_LINK:
+                self.pending_faults -= 1
                 self._remove_link(target)
+            elif kind == EV_DETECT:
+                self.pending_faults -= 1
+                if self._detect(target % self.n, target // self.n):
+                    self._repair_topology(target % self.n, FL_DETECT)
+            else:
+                self.pending_faults -= 1
+                rc = self._rejoin(target % self.n, target // self.n)
+                if rc == 1:
+                    self._repair_topology(target % self.n, FL_REJOIN)
+                elif rc == 0:
+                    self._finish_rejoin(target % self.n)
         return self._results(time.perf_counter() - started)
 
     def _snapshot(self) -> liveness.Snapshot:
@@ -476,7 +643,8 @@ class ReferenceEngine:
         int8 = lambda values: np.array(values, dtype=np.int8)
         return liveness.Snapshot(int8(self.status), int8(self.slot), int8(self.owed), int8(self.removed),
                                  np.array(self.k, dtype=np.int64), s.in_indptr, s.edge_src, s.edge_dst,
-                                 s.out_indptr, s.out_edges, s.active, bool(s.mix_any), bool(s.resend))
+                                 s.out_indptr, s.out_edges, s.active, bool(s.mix_any), bool(s.resend),
+                                 int8(self.edge_on), int8(self.gone))
 
     def _stop(self, reason: str, frozen: set[int] | None) -> None:
         self.stopped = reason
@@ -494,7 +662,7 @@ class ReferenceEngine:
             return False
         k = np.array(self.k, dtype=np.int64)
         stalled = (np.array(self.status) == BLOCKED) & (k < self.s.iterations)
-        if self.check_k is not None and (stalled & (k == self.check_k)).any():
+        if self.pending_faults == 0 and self.check_k is not None and (stalled & (k == self.check_k)).any():
             frozen = liveness.frozen_agents(self._snapshot())
             if any(self.k[r] < self.s.iterations for r in frozen):
                 self._stop("deadlock", frozen)
@@ -532,6 +700,8 @@ class ReferenceEngine:
             "last_use": self.last_use.copy(),
             "max_avoid": self.max_avoid.copy(),
             "removed": np.array(self.removed, dtype=bool),
+            "edge_on": np.array(self.edge_on, dtype=bool),
+            "faults": np.array(self.flog, dtype=LOG_DTYPE),
             "event_log": np.array(self.log, dtype=LOG_DTYPE),
             "max_update_norm": self.max_update_norm,
             "mass_x": mass_x,

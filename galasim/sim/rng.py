@@ -21,7 +21,7 @@ TWO_PI = 6.283185307179586
 INV_2_53 = 1.0 / 9007199254740992.0
 
 # Stream identifiers (must match ext/_scheduler.pyx).
-COMPUTE, DELAY, DROP, UPDATE, ALLREDUCE_DELAY = 1, 2, 3, 4, 5
+COMPUTE, DELAY, DROP, UPDATE, ALLREDUCE_DELAY, CRASH = 1, 2, 3, 4, 5, 6
 
 
 def mix64(z: int) -> int:

@@ -9,6 +9,11 @@ Edge layout: edges are numbered in receiver order (``edge_dst`` ascending, then 
 agent i's in-edges are ``in_indptr[i]:in_indptr[i+1]``; ``out_edges[out_indptr[j]:out_indptr[j+1]]``
 are the ids of agent j's out-edges. ``active[t % period, e]`` says whether edge e carries agent
 ``edge_src[e]``'s message of iteration t (all ones for a static graph).
+
+Crash-and-repair (``docs/simulation.md``): the edge arrays hold every edge that can ever exist,
+the original ones (``edge_on[e] = 1`` at the start) and the bypasses the repair rule may add
+(``galasim.gossip.repair.possible_edges``, off at the start); the engines switch them on and off.
+Explicit faults are ``(fault_time, fault_kind, fault_target)`` rows, pushed in this order.
 """
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+
+FAULT_CRASH, FAULT_REJOIN, FAULT_LINK = range(3)
 
 
 @dataclass
@@ -41,8 +49,16 @@ class EngineSpec:
     delay: tuple[int, float, float]
     edge_factor: np.ndarray     # float64[E]
     drop: float
-    crash_time: np.ndarray      # float64[n], inf = never
+    crash_time: np.ndarray      # float64[n], first crash (inf = never): all-reduce and reports
     link_time: np.ndarray       # float64[E], inf = never
+    edge_on: np.ndarray         # uint8[E]: 1 for the original edges, 0 for possible bypasses
+    fault_time: np.ndarray      # float64[F]
+    fault_kind: np.ndarray      # int64[F]: FAULT_CRASH, FAULT_REJOIN or FAULT_LINK
+    fault_target: np.ndarray    # int64[F]: agent (crash, rejoin) or edge (link)
+    fault_awaits: np.ndarray    # int8[F]: a crash that a later rejoin of the agent ends
+    repair: float               # detection timeout D; -1: perfect detector, no repair
+    crash_rate: float           # random crashes per agent and time unit (0: none)
+    downtime: float             # a randomly crashed agent rejoins after this long (inf: never)
     targets: np.ndarray         # float64[n, dim] (quadratic model's b_i)
     seed: int
     certificate: int
