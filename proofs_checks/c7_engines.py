@@ -7,7 +7,7 @@ statement, without C, heaps of structs or branch-and-bound. The check draws rand
 complete graphs, random graphs and a time-varying schedule, n from 2 to 11 (mostly not a power
 of two), steps alpha L up to 50 (up to 1 for the quadratic model, whose gradient steps diverge
 chaotically beyond 2), every update model, heavy-tailed delays, stragglers, drops,
-crashes and link removals — and runs each in both engines with the event log on. Asserted per
+crashes, link removals, crash-and-repair, rejoins and random crashes — and runs each in both engines with the event log on. Asserted per
 configuration: equal summaries (integers exactly, floats to 1e-12 relative), equal final states
 (1e-12), and the same event log (kinds, agents, edges exactly; times to 1e-12).
 
@@ -39,6 +39,12 @@ CLOSE = ("empirical", "empirical_diameter", "certificate", "virtual_time", "log1
 TOLERANCE = 1e-12
 
 
+# Crash-and-repair (repair:D), rejoins and random crashes (crash-rate:R,DOWN), alone and with drops.
+DYNAMIC_FAULTS = ["crash:1@20+repair:2", "crash:1@20+repair:0+rejoin:1@40", "crash:1@20+rejoin:1@30",
+                  "crash:0@10+crash:1@12+repair:5+rejoin:0@30", "crash-rate:0.01,5+repair:1",
+                  "crash-rate:0.02,3+drop:0.1", "crash-rate:0.02,inf+repair:3+drop:0.1"]
+
+
 def random_config(rng: np.random.Generator) -> dict:
     """One random configuration of ``simulate`` (small enough for the reference engine)."""
     n = int(rng.integers(2, 12))
@@ -57,8 +63,12 @@ def random_config(rng: np.random.Generator) -> dict:
     # differences of one ulp grow 49-fold per update at lr = 50, so two correct implementations
     # with different summation orders cannot agree. Large steps are drawn for the other models.
     lrs = [0.01, 1.0] if updates == "quadratic" else [0.01, 1.0, 50.0]
-    # every topology drawn here has the edge 0 -> 1
-    faults = rng.choice(["none", "drop:0.1", "drop:0.3", "crash:1@20", "link:0->1@15"])
+    # every topology drawn here has the edge 0 -> 1. Crash-and-repair and rejoin need a static
+    # graph and a protocol of the gala family (galasim.sim.api refuses the others).
+    faults = ["none", "drop:0.1", "drop:0.3", "crash:1@20", "link:0->1@15"]
+    if kind != "schedule" and protocol != "push-sum":
+        faults += DYNAMIC_FAULTS
+    faults = rng.choice(faults)
     return dict(
         topology=graph, topology_label=label, protocol=protocol,
         faults=None if faults == "none" else str(faults),
