@@ -206,3 +206,15 @@ def test_bad_fault_input_is_one_line_naming_the_value(kwargs, message):
     with pytest.raises(ValueError) as error:
         simulate(**({"topology": "ring", "iterations": 5} | kwargs))
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_crash_rate_keyword_is_the_fault_term_and_sweeps():
+    by_keyword = simulate("ring", agents=6, iterations=150, crash_rate=0.01, faults="repair:2", seed=1).summary
+    by_term = simulate("ring", agents=6, iterations=150, faults="crash-rate:0.01+repair:2", seed=1).summary
+    assert by_keyword["crashes"] >= 1
+    assert {k: v for k, v in by_keyword.items() if k not in ("wall_time", "events_per_second")} == \
+        {k: v for k, v in by_term.items() if k not in ("wall_time", "events_per_second")}
+    with pytest.raises(ValueError, match="both set a crash rate"):
+        simulate("ring", iterations=5, crash_rate=0.1, faults="crash-rate:0.2")
+    with pytest.raises(ValueError, match="crash_rate must be a finite number >= 0, got -1"):
+        Grid({"crash_rate": [0, -1]}, seeds=[0])

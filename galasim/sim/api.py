@@ -1,6 +1,7 @@
 """``galasim.simulate``: validate a configuration, run an engine, and report the three numbers."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable
 
@@ -247,6 +248,19 @@ def _violations(raw: dict, spec: EngineSpec, proto: Protocol, faults: Faults) ->
     return found
 
 
+def _with_crash_rate(faults: Faults, crash_rate: Any) -> Faults:
+    """``crash_rate=R`` is ``faults="...+crash-rate:R"`` (a keyword of its own, so sweeps can vary it)."""
+    if isinstance(crash_rate, bool) or not isinstance(crash_rate, (int, float)):
+        raise TypeError(f"crash_rate must be a finite number >= 0, got {crash_rate!r}")
+    if not (math.isfinite(crash_rate) and crash_rate >= 0):
+        raise ValueError(f"crash_rate must be a finite number >= 0, got {crash_rate!r}")
+    if crash_rate == 0:
+        return faults
+    if faults.crash_rate > 0:
+        raise ValueError(f"crash_rate={crash_rate!r} and faults={str(faults)!r} both set a crash rate; give one")
+    return dataclasses.replace(faults, crash_rate=float(crash_rate))
+
+
 def _fault_violations(raw: dict, faults: Faults) -> list[str]:
     """A3 (and identical initialisation) interrupted by crashes: one sentence per crash episode."""
     found = []
@@ -276,6 +290,7 @@ def simulate(
     delays: str | float | DelayModel | None = 0.0,
     sync_freq: int | float | str | None = None,
     faults: str | Faults | None = None,
+    crash_rate: float = 0.0,
     seed: int = 0,
     peers: int = 1,
     certificate: bool | str = "auto",
@@ -307,7 +322,11 @@ def simulate(
         ``two-camp``, ``away-from-mean``, ``random``, ``quadratic``, or ``f(agent, k, x) -> delta``.
     compute, delays, faults : str, number or model object
         The model grammar of :mod:`galasim.sim.models`, e.g. ``compute="stragglers:0.25,4"``,
-        ``delays=2.0`` (exponential with mean 2 compute units), ``faults="crash:3@500"``.
+        ``delays=2.0`` (exponential with mean 2 compute units), ``faults="crash:3@500"``;
+        crash-and-repair: ``faults="crash:3@500+repair:2+rejoin:3@900"`` (docs/simulation.md).
+    crash_rate : float
+        Random crashes per agent and time unit, the same as ``faults="...+crash-rate:R"`` (each
+        crashed agent rejoins after the default downtime); a keyword of its own so that sweeps vary it.
     sync_freq : int, "inf" or None
         GALA's staleness bound (None: the protocol's default, 4; 0 always waits).
     seed : int
@@ -362,7 +381,7 @@ def simulate(
     update_model = parse_updates(updates)
     compute_model = parse_compute(compute)
     delay_model = parse_delays(delays)
-    fault_model = parse_faults(faults)
+    fault_model = _with_crash_rate(parse_faults(faults), crash_rate)
     graph, topology_name = _resolve_topology(topology, agents, peers, seed)
     check_run_cost(_order(graph), len(_edge_layout(graph)[0]), **cost)
     if delay_model.per_edge:
@@ -396,6 +415,7 @@ def simulate(
         "delays": str(delay_model),
         "sync_freq": proto.sync_freq,
         "faults": str(fault_model),
+        "crash_rate": fault_model.crash_rate,
         "seed": seed,
         "peers": peers,
         "engine": engine,

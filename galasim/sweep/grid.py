@@ -88,6 +88,16 @@ def _positive(name: str) -> Callable[[Any], float]:
     return coerce
 
 
+def _rate(name: str) -> Callable[[Any], float]:
+    def coerce(value: Any) -> float:
+        number = _number(name, value)
+        if not (math.isfinite(number) and number >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        return number
+
+    return coerce
+
+
 def _text(name: str) -> Callable[[Any], str]:
     def coerce(value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -224,7 +234,12 @@ PARAMETERS: dict[str, Parameter] = {
         Parameter(
             "faults", None, _faults,
             "faults: none (the default), drop:P, crash:AGENT@TIME, link:SRC->DST@TIME, "
-            "several joined by +",
+            "repair:TIMEOUT, rejoin:AGENT@TIME, crash-rate:RATE[,DOWNTIME], several joined by +",
+        ),
+        Parameter(
+            "crash_rate", 0.0, _rate("crash_rate"),
+            "random crashes per agent and time unit (0: none); each crashed agent rejoins after the "
+            "default downtime; add --faults repair:TIMEOUT to repair the topology",
         ),
         Parameter(
             "certificate", "auto", _certificate,
