@@ -35,7 +35,8 @@ test-debug: install
 		--build-temp $(DEBUG_DIR)/tmp --force
 	cd $(DEBUG_DIR) && GALASIM_EXPECT_DEBUG=1 $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider \
 		-W error::pytest.PytestUnraisableExceptionWarning \
-		$(CURDIR)/tests/test_verdicts.py $(CURDIR)/tests/test_sim.py -k "agree or debug"
+		$(CURDIR)/tests/test_verdicts.py $(CURDIR)/tests/test_sim.py $(CURDIR)/tests/test_crash_repair.py \
+		-k "agree or debug"
 
 clean:
 	rm -rf build *.egg-info galasim/*.so ext/*.c

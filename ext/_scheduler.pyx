@@ -243,6 +243,24 @@ cdef Event heap_pop(EventHeap* h) noexcept nogil:
     return top
 
 
+cdef int log_append(LogEntry** log, Py_ssize_t* size, Py_ssize_t* cap, Py_ssize_t first,
+                    double time, int kind, int64_t agent, int64_t edge) noexcept nogil:
+    """Append one entry to a growable log (the event log, the fault log); -1 when out of memory."""
+    cdef LogEntry* grown
+    if size[0] == cap[0]:
+        grown = <LogEntry*>realloc(log[0], max(first, 2 * cap[0]) * sizeof(LogEntry))
+        if grown == NULL:
+            return -1
+        log[0] = grown
+        cap[0] = max(first, 2 * cap[0])
+    log[0][size[0]].time = time
+    log[0][size[0]].kind = kind
+    log[0][size[0]].agent = agent
+    log[0][size[0]].edge = edge
+    size[0] += 1
+    return 0
+
+
 cdef class Engine:
     """One GALA or push-sum simulation; build it from an :class:`galasim.sim.spec.EngineSpec`."""
     # configuration
@@ -495,37 +513,14 @@ cdef class Engine:
             self.oom = True
 
     cdef void _log(self, int kind, int64_t agent, int64_t edge) noexcept nogil:
-        cdef LogEntry* grown
-        if not self.record:
-            return
-        if self.log_n == self.log_cap:
-            grown = <LogEntry*>realloc(self.log, max(1024, 2 * self.log_cap) * sizeof(LogEntry))
-            if grown == NULL:
-                self.oom = True
-                return
-            self.log = grown
-            self.log_cap = max(1024, 2 * self.log_cap)
-        self.log[self.log_n].time = self.now
-        self.log[self.log_n].kind = kind
-        self.log[self.log_n].agent = agent
-        self.log[self.log_n].edge = edge
-        self.log_n += 1
+        if self.record and log_append(&self.log, &self.log_n, &self.log_cap, 1024, self.now, kind,
+                                      agent, edge) != 0:
+            self.oom = True
 
     cdef void _flog(self, int kind, int64_t agent, int64_t other) noexcept nogil:
         """The fault log, kept whether or not events are recorded (the summary reports it)."""
-        cdef LogEntry* grown
-        if self.flog_n == self.flog_cap:
-            grown = <LogEntry*>realloc(self.flog, max(64, 2 * self.flog_cap) * sizeof(LogEntry))
-            if grown == NULL:
-                self.oom = True
-                return
-            self.flog = grown
-            self.flog_cap = max(64, 2 * self.flog_cap)
-        self.flog[self.flog_n].time = self.now
-        self.flog[self.flog_n].kind = kind
-        self.flog[self.flog_n].agent = agent
-        self.flog[self.flog_n].edge = other
-        self.flog_n += 1
+        if log_append(&self.flog, &self.flog_n, &self.flog_cap, 64, self.now, kind, agent, other) != 0:
+            self.oom = True
 
     cdef inline bint _edge_live(self, int64_t e, int64_t t) noexcept nogil:
         return (self.active[t % self.period, e] != 0 and not self.removed[e] and self.edge_on[e]

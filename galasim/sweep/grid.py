@@ -306,6 +306,16 @@ def split_list(text: str) -> list[str]:
     return values
 
 
+# Parameters added after sweeps were stored: at their default they are left out of a cell's id,
+# so the stored cells of older sweeps keep their ids (and are not run again).
+LATER_PARAMETERS = ("crash_rate",)
+
+
+def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items()
+            if not (k in LATER_PARAMETERS and v == PARAMETERS[k].default)}
+
+
 def cell_id(config: Mapping[str, Any]) -> str:
     """Stable id of a cell: the first 16 hex digits of the SHA-256 of its canonical JSON.
 
@@ -430,7 +440,7 @@ class Grid:
             base = {name: p.default for name, p in PARAMETERS.items()} | dict(zip(names, values))
             for seed in self.seeds:
                 config = base | {"seed": seed}
-                cells.append(Cell(cell_id(config), config))
+                cells.append(Cell(cell_id(_identity(config)), config))
         return cells
 
     def __len__(self) -> int:
