@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from galasim.cli import bench_cmd, check_cmd, mixing_cmd, sweep_cmd
+from galasim.cli import bench_cmd, check_cmd, evaluate_cmd, mixing_cmd, sweep_cmd, train_cmd
 
-COMMANDS = (mixing_cmd, sweep_cmd, check_cmd, bench_cmd)
+COMMANDS = (mixing_cmd, sweep_cmd, check_cmd, bench_cmd, train_cmd, evaluate_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -94,6 +94,8 @@ class TrainConfig:
     """Width of the MLP's two hidden layers (vector observations)."""
     sticky_actions: float = 0.0
     """Atari repeat-action probability (0: the DeepMind setting; ALE's v5 default is 0.25)."""
+    max_episode_frames: int = 108_000
+    """Atari: a game is truncated after this many frames (108,000 = 30 minutes, the standard cap)."""
     stop_return: float | None = None
     """Stop a learner early once the mean true return of its last ``stop_window`` episodes reaches this."""
     stop_window: int = 20
@@ -119,7 +121,8 @@ class TrainConfig:
     def validate(self) -> None:
         self.frames = parse_frames(self.frames)
         self.sync_freq = parse_sync_freq(self.sync_freq)
-        for name in ("agents", "envs_per_agent", "peers", "n_steps", "threads", "stop_window"):
+        for name in ("agents", "envs_per_agent", "peers", "n_steps", "threads", "stop_window",
+                     "max_episode_frames"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

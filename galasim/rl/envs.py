@@ -94,10 +94,14 @@ class VecEnv:
         per learner with :func:`galasim.sim.rng.stream_key`, so learners never share streams).
     sticky_actions : float
         Atari repeat-action probability.
+    render : bool
+        gymnasium envs: create them with ``render_mode="rgb_array"``.
+    max_episode_frames : int
+        Atari: truncate a game after this many frames.
     """
 
     def __init__(self, env_id: str, num_envs: int, seed: int, sticky_actions: float = 0.0,
-                 render: bool = False):
+                 render: bool = False, max_episode_frames: int = 108_000):
         self.spec = resolve_env(env_id)
         self.num_envs = int(num_envs)
         seed = int(seed) % (2**31 - num_envs)  # ALE and gymnasium take 31-bit seeds
@@ -109,6 +113,7 @@ class VecEnv:
                 repeat_action_probability=float(sticky_actions), frameskip=ATARI_FRAMESKIP,
                 noop_max=30, use_fire_reset=True, episodic_life=False, life_loss_info=True,
                 reward_clipping=False, autoreset_mode="SameStep",
+                max_num_frames_per_episode=int(max_episode_frames),
             )
         else:
             import gymnasium as gym

@@ -78,7 +78,8 @@ class Learner:
 
     def __init__(self, cfg: TrainConfig, rank: int, device: torch.device, num_envs: int):
         self.cfg, self.rank, self.device = cfg, rank, device
-        self.envs = VecEnv(cfg.env, num_envs, env_seed(cfg.seed, rank), cfg.sticky_actions)
+        self.envs = VecEnv(cfg.env, num_envs, env_seed(cfg.seed, rank), cfg.sticky_actions,
+                           max_episode_frames=cfg.max_episode_frames)
         self.clip = cfg.clip_rewards and self.envs.spec.kind == "atari"
         # Identical initialisation: the network depends on the run seed only, never on the rank.
         self.model, self.params = make_model(self.envs.observation_space.shape, self.envs.action_space.n,
