@@ -31,7 +31,7 @@ from galasim.rl.config import TrainConfig, make_config
 
 # Nominal update bound given to the simulator in --mode sim (see _train_sim).
 SIM_L = 1e6
-NETWORK_COLUMNS = ["time", "total_frames", "distance", "diameter", "empirical", "L", "max_staleness"]
+NETWORK_COLUMNS = ["time", "total_frames", "running", "distance", "diameter", "empirical", "L", "max_staleness"]
 
 
 @dataclass
@@ -186,7 +186,11 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
                 distance, diameter = consensus(shared["published"])
                 empirical = max(empirical, distance)
                 diameter_max = max(diameter_max, diameter)
+                # running: learners past their first update and short of their budget
+                frames_now = shared["frames"]
+                running = int(((frames_now > 0) & (frames_now < cfg.frames // n)).sum())
                 network_log.write({"time": time.perf_counter() - started, "total_frames": total,
+                                   "running": running,
                                    "distance": distance, "diameter": diameter, "empirical": empirical,
                                    "L": float(shared["L"].max()),
                                    "max_staleness": int(shared["staleness"].max())})
@@ -373,7 +377,7 @@ def _train_sim(cfg: TrainConfig) -> tuple[dict[str, Any], np.ndarray]:
         logger.close()
         learner.close()
     traj = result.trajectory
-    pd.DataFrame({"time": traj["time"], "total_frames": np.nan, "distance": traj["distance"],
+    pd.DataFrame({"time": traj["time"], "total_frames": np.nan, "running": np.nan, "distance": traj["distance"],
                   "diameter": traj["diameter"], "empirical": traj["distance"].cummax(),
                   "L": np.nan, "max_staleness": np.nan}).to_csv(run / "logs" / "network.csv", index=False)
     s = result.summary
