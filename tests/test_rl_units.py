@@ -134,3 +134,16 @@ def test_bench_train_quick_table():
     shares = table[["share_env", "share_act", "share_update", "share_gossip"]].sum(axis=1)
     assert ((shares - 1).abs() < 1e-9).all()
     assert table["bound"].iloc[0] > 0
+
+
+@pytest.mark.parametrize("name", [
+    "galasim.gossip.transport", "galasim.gossip.shm", "galasim.gossip.buffer", "galasim.rl.config",
+    "galasim.rl.envs", "galasim.rl.model", "galasim.rl.buffer", "galasim.rl.train",
+])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
