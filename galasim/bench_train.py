@@ -104,6 +104,62 @@ def _network_alone(env: str, num_envs: int, updates: int) -> float:
     return updates * cfg.n_steps * num_envs / elapsed
 
 
+def _sb3_alone(env: str, num_envs: int, steps: int) -> float:
+    """Agent steps/s of Stable-Baselines3's A2C (CnnPolicy/MlpPolicy, its defaults: 5-step
+    rollouts, RMSprop 7e-4) on the *same* vector env as galasim's learners, 1 torch thread, in this
+    process (nan when stable-baselines3, an optional bench dependency, is not installed)."""
+    try:
+        from stable_baselines3 import A2C
+        from stable_baselines3.common.vec_env import VecEnv as SB3VecEnv
+    except ImportError:
+        return math.nan
+    import torch
+
+    from galasim.rl.envs import VecEnv
+
+    class Adapter(SB3VecEnv):
+        # galasim's VecEnv (AtariVectorEnv with the DeepMind settings) behind SB3's interface.
+        def __init__(self):
+            self.venv = VecEnv(env, num_envs, seed=0)
+            super().__init__(num_envs, self.venv.observation_space, self.venv.action_space)
+
+        def reset(self):
+            return self.venv.reset()
+
+        def step_async(self, actions):
+            self.actions = np.asarray(actions, dtype=np.int64)
+
+        def step_wait(self):
+            obs, reward, done, _ = self.venv.step(self.actions)
+            return obs, reward.astype(np.float32), done, [{} for _ in range(num_envs)]
+
+        def close(self):
+            self.venv.close()
+
+        def get_attr(self, name, indices=None):
+            return [None] * num_envs
+
+        def set_attr(self, name, value, indices=None):
+            pass
+
+        def env_method(self, name, *args, indices=None, **kwargs):
+            return [None] * num_envs
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False] * num_envs
+
+    torch.set_num_threads(1)
+    venv = Adapter()
+    policy = "CnnPolicy" if len(venv.observation_space.shape) == 3 else "MlpPolicy"
+    model = A2C(policy, venv, device="cpu", seed=0, verbose=0)
+    model.learn(total_timesteps=num_envs * 5 * 4)  # warm-up
+    started = time.perf_counter()
+    model.learn(total_timesteps=steps, reset_num_timesteps=False)
+    elapsed = time.perf_counter() - started
+    venv.close()
+    return steps / elapsed
+
+
 def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFrameskip-v4",
                 total_envs: int = 16, frames: int | None = None) -> pd.DataFrame:
     """Throughput of A2C (1 x total_envs) and GALA-A2C (2 x, 4 x) at equal simulators, same run.
@@ -126,7 +182,8 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     pandas.DataFrame
         One row per configuration: ``config``, ``frames_per_s``, ``steps_per_s`` (medians),
         ``ratio_vs_a2c``, the time shares and, on the A2C row, ``env_alone``, ``net_alone``,
-        ``bound`` (agent steps/s) and ``efficiency``.
+        ``bound`` (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
+        on the same environment (NaN without the optional ``stable-baselines3``).
     """
     frames = frames or (2000 if quick else 60_000)
     rows = []
@@ -141,9 +198,13 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
     env_rate = statistics.median(_env_alone(env, total_envs, 50 if quick else 1000) for _ in range(repeats))
     net_rate = statistics.median(_network_alone(env, total_envs, 3 if quick else 60) for _ in range(repeats))
+    sb3_rate = statistics.median(_sb3_alone(env, total_envs, 800 if quick else 16_000)
+                                 for _ in range(repeats))
     bound = 1.0 / (1.0 / env_rate + 1.0 / net_rate)
     table["env_alone"] = [env_rate] + [math.nan] * (len(table) - 1)
     table["net_alone"] = [net_rate] + [math.nan] * (len(table) - 1)
     table["bound"] = [bound] + [math.nan] * (len(table) - 1)
     table["efficiency"] = [table["steps_per_s"].iloc[0] / bound] + [math.nan] * (len(table) - 1)
-    return table
+    sb3 = {"config": f"SB3 A2C 1x{total_envs}", "steps_per_s": sb3_rate, "frames_per_s": sb3_rate * (
+        4 if _is_atari(env) else 1), "ratio_vs_a2c": sb3_rate / table["steps_per_s"].iloc[0]}
+    return pd.concat([table, pd.DataFrame([sb3])], ignore_index=True)

@@ -93,6 +93,15 @@ def test_pong_smoke_killed_and_resumed(tmp_path):
     _rows_consistent(run, 2, 6400)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["frames"] == 6400
-    ev = subprocess.run([sys.executable, "-m", "galasim.cli", "evaluate", str(run), "--episodes", "1"],
-                        capture_output=True, text=True, timeout=300)
+    video = tmp_path / "pong.mp4"
+    ev = subprocess.run([sys.executable, "-m", "galasim.cli", "evaluate", str(run), "--episodes", "1",
+                         "--video", str(video)], capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0 and "mean true return over 1 episodes" in ev.stdout, ev.stderr
+    assert video.stat().st_size > 1000
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_two_learners_share_one_gpu(tmp_path):
+    r = galasim.train(env="CartPole-v1", agents=2, envs_per_agent=4, frames=4000, device="cuda",
+                      out=str(tmp_path / "gpu"), progress=False, tensorboard=False)
+    assert r.summary["frames"] == 4000 and r.params.shape[0] == 2

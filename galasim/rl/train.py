@@ -160,6 +160,12 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
         raise ValueError(f"{run}/logs/network.csv already has rows; use another --out")
     empirical = _previous_empirical(run) if resume else 0.0
 
+    tb = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(run / "logs" / "tensorboard" / "network"),
+                           purge_step=start_frames if resume else None)
     ctx = mp.get_context("spawn")
     errors = ctx.SimpleQueue()
     procs = [ctx.Process(target=run_learner, args=(r, cfg, transport, shared, errors), daemon=True)
@@ -194,6 +200,9 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
                                    "distance": distance, "diameter": diameter, "empirical": empirical,
                                    "L": float(shared["L"].max()),
                                    "max_staleness": int(shared["staleness"].max())})
+                if tb is not None:
+                    tb.add_scalar("network/consensus_distance", distance, total)
+                    tb.add_scalar("network/diameter", diameter, total)
                 next_row = time.perf_counter() + cfg.log_every
     except KeyboardInterrupt:
         shared["stop"][0] = True
@@ -213,6 +222,8 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
             bar.update(int(shared["frames"].sum()) - last_frames)
             bar.close()
         network_log.close()
+        if tb is not None:
+            tb.close()
     if failure is None:
         bad = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode != 0]
         if bad:
