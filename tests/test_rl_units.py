@@ -130,8 +130,8 @@ def test_bench_train_quick_table():
 
     table = bench_train(quick=True, repeats=1, env="CartPole-v1", total_envs=4, frames=800)
     assert list(table["config"]) == ["A2C 1x4", "GALA 2x2", "GALA 4x1", "SB3 A2C 1x4"]
+    table = table.iloc[:3]  # the SB3 row is NaN unless the optional stable-baselines3 is installed
     assert (table["steps_per_s"] > 0).all() and table["ratio_vs_a2c"].iloc[0] == 1.0
-    table = table.iloc[:3]
     shares = table[["share_env", "share_act", "share_update", "share_gossip"]].sum(axis=1)
     assert ((shares - 1).abs() < 1e-9).all()
     assert table["bound"].iloc[0] > 0

@@ -19,7 +19,11 @@ graphs. ``sync_freq=0`` always waits (synchronous gossip), ``math.inf`` never wa
 update write on every live out-edge whose slot is free (instead of all or none), and while blocked
 write the current parameters on each out-edge whose write was skipped as soon as its slot frees.
 The reference rule can deadlock on multi-peer graphs with a finite ``sync_freq`` (two agents each
-blocked for a message the other skipped); the extension cannot. Either way a blocking wait never
+blocked for a message the other skipped); with reliable delivery the extension cannot: if every
+agent were blocked, each would miss a message from a blocked in-peer that *did* write it (a skipped
+write is re-sent as soon as the slot frees), so the receiver consumed it and updated since, i.e.
+updated after that peer's last update; following the missing messages round a cycle of agents
+would make each last update strictly later than itself. Either way a blocking wait never
 hangs forever: after ``timeout`` seconds it raises :class:`GossipTimeout` naming the agents waited for.
 """
 from __future__ import annotations

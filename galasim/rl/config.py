@@ -51,7 +51,9 @@ class TrainConfig:
     gossip_timeout: float = 600.0
     """Seconds a blocked learner waits for its in-peers before the run stops with a diagnosis."""
     frames: int = 10_000_000
-    """Total emulator frames over all learners (agent steps times frameskip)."""
+    """Total emulator frames over all learners (agent steps times frameskip); each learner gets an
+    equal share. ``--mode sim``: every learner completes its share, and faster learners keep going
+    meanwhile (as in the simulator), so the total can exceed it."""
     mode: str = "async"
     """``async``: one process per learner, shared-memory gossip; ``sim``: one process, the event
     scheduler decides in virtual time which learner updates next (bit-reproducible)."""
