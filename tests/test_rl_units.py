@@ -148,3 +148,20 @@ def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name),
                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_learning_curve_plot(tmp_path):
+    from galasim.rl.plots import episodes, plot_runs
+
+    logs = tmp_path / "run" / "logs"
+    logs.mkdir(parents=True)
+    for rank in range(2):
+        (logs / f"learner{rank}_episodes.csv").write_text(
+            "learner,frames,total_frames,time,return,length\n"
+            + "".join(f"{rank},{k * 10},{k * 20 + rank},0,{k + rank},5\n" for k in range(150)))
+    (logs / "network.csv").write_text("time,total_frames,running,distance,diameter,empirical,L,max_staleness\n"
+                                      "0,0,0,0,0,0,0,0\n1,100,2,0.5,1,0.5,3,1\n")
+    table = episodes(tmp_path / "run")
+    assert table["total_frames"].is_monotonic_increasing and len(table) == 300
+    assert table["mean100"].iloc[-1] == table["return"].tail(100).mean()
+    assert plot_runs({"r": tmp_path / "run"}, tmp_path / "c.png").stat().st_size > 1000
