@@ -3,7 +3,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "simulate"]
+__all__ = ["__version__", "simulate", "train"]
 
 
 def __getattr__(name: str):
@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from galasim.sim import simulate
 
         return simulate
+    if name == "train":  # torch is imported only when training is asked for
+        from galasim.rl.train import train
+
+        return train
     raise AttributeError(f"module 'galasim' has no attribute {name!r}")

@@ -32,8 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXIT_STATUS,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("target", choices=("sim", "mixing", "sweep"),
-                        help="sim: Cython scheduler vs reference; mixing: slem; sweep: 1 vs all cores")
+    parser.add_argument("target", choices=("sim", "mixing", "sweep", "train"),
+                        help="sim: Cython scheduler vs reference; mixing: slem; sweep: 1 vs all cores; "
+                        "train: A2C 1x16 vs GALA 2x8 and 4x4 (Pong)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (figures meaningless)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per measurement (the median is reported)")
     parser.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
@@ -53,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         from galasim.bench_mixing import bench_slem
 
         table = bench_slem(quick=args.quick, repeats=args.repeats)
+    elif args.target == "train":
+        from galasim.bench_train import bench_train
+
+        table = bench_train(quick=args.quick, repeats=args.repeats)
     else:
         from galasim.sweep.runner import bench_sweep_scaling
 

@@ -1,0 +1,210 @@
+"""``galasim bench train``: A2C against GALA-A2C at equal total simulators, in one run.
+
+Every configuration is a real ``galasim.train`` run (async mode, one process per learner, CPU, one
+torch thread each) on the same environment, with the same total number of simulators (16 by
+default): A2C 1 x 16, GALA 2 x 8 and GALA 4 x 4. The steady-state rate is read from the parent's
+network monitor (total frames over time, from the first row where every learner has started, so
+process start-up is excluded). The time split comes from each learner's own timers (environment
+steps, acting forwards, the A2C update, gossip), summed over learners.
+
+Two bounds are measured in the same run, for the efficiency figure: the environment alone (the
+vector env stepping random actions, 16 simulators) and the network alone (acting forwards plus
+the A2C update on a batch of the same size, no environment). A serial learner cannot beat
+``1 / (1/env + 1/net)``; ``efficiency`` is A2C's end-to-end rate over that bound.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CONFIGS = (("a2c", 1), ("gala", 2), ("gala", 4))
+
+
+def _one_run(env: str, algo: str, learners: int, total_envs: int, frames: int, seed: int) -> dict:
+    from galasim.rl.train import train
+
+    if algo == "gala":
+        shape = {"agents": learners, "envs_per_agent": total_envs // learners}
+    else:
+        shape = {"agents": 1, "envs_per_agent": total_envs}
+    with tempfile.TemporaryDirectory() as out:
+        r = train(env=env, algo=algo, frames=frames, out=out, progress=False, tensorboard=False,
+                  sync_freq="inf" if algo == "gala" else 4, seed=seed, log_every=0.5,
+                  checkpoint_every=10 * frames, **shape)
+        net = pd.read_csv(Path(out) / "logs" / "network.csv")
+        rows = [pd.read_csv(Path(out) / "logs" / f"learner{rank}_train.csv").iloc[-1]
+                for rank in range(r.summary["learners"])]
+    frameskip = 4 if _is_atari(env) else 1
+    # Steady state: the monitor rows while every learner is past its first update and short of its
+    # budget (process start-up and the stragglers' tail are excluded).
+    steady = net[net["running"] == r.summary["learners"]]
+    if len(steady) >= 3:
+        a, b = steady.iloc[0], steady.iloc[-1]
+        rate = (b["total_frames"] - a["total_frames"]) / (b["time"] - a["time"])
+    else:  # too short to see a steady state (quick mode): whole-run rate, start-up included
+        rate = r.summary["fps"]
+    split = {k: sum(float(row[f"t_{k}"]) for row in rows) for k in ("env", "act", "update", "gossip")}
+    total = sum(split.values()) or 1.0
+    return {"frames_per_s": rate, "steps_per_s": rate / frameskip,
+            **{f"share_{k}": v / total for k, v in split.items()}}
+
+
+def _is_atari(env: str) -> bool:
+    from galasim.rl.envs import resolve_env
+
+    return resolve_env(env).kind == "atari"
+
+
+def _env_alone(env: str, num_envs: int, steps: int) -> float:
+    """Agent steps/s of the vector env alone, random actions."""
+    from galasim.rl.envs import VecEnv
+
+    venv = VecEnv(env, num_envs, seed=0)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    n = venv.action_space.n
+    started = time.perf_counter()
+    for _ in range(steps):
+        venv.step(rng.integers(0, n, size=num_envs))
+    elapsed = time.perf_counter() - started
+    venv.close()
+    return steps * num_envs / elapsed
+
+
+def _network_alone(env: str, num_envs: int, updates: int) -> float:
+    """Agent steps/s of acting forwards plus the A2C update, on stored observations, 1 thread."""
+    import torch
+
+    from galasim.rl.config import TrainConfig
+    from galasim.rl.learner import Learner
+
+    torch.set_num_threads(1)
+    cfg = TrainConfig(env=env, algo="a2c", agents=1, envs_per_agent=num_envs, out="unused")
+    learner = Learner(cfg, 0, torch.device("cpu"), num_envs)
+    obs = learner.obs
+    zeros = np.zeros(num_envs)
+    no_done = np.zeros(num_envs, dtype=bool)
+
+    def fake_step(actions):  # the environment costs nothing: same observation, reward 0
+        return obs.numpy(), zeros, no_done, []
+
+    learner.envs.step = fake_step
+    learner.iterate(10**9)
+    started = time.perf_counter()
+    for _ in range(updates):
+        learner.iterate(10**9)
+    elapsed = time.perf_counter() - started
+    learner.close()
+    return updates * cfg.n_steps * num_envs / elapsed
+
+
+def _sb3_alone(env: str, num_envs: int, steps: int) -> float:
+    """Agent steps/s of Stable-Baselines3's A2C (CnnPolicy/MlpPolicy, its defaults: 5-step
+    rollouts, RMSprop 7e-4) on the *same* vector env as galasim's learners, 1 torch thread, in this
+    process (nan when stable-baselines3, an optional bench dependency, is not installed)."""
+    try:
+        from stable_baselines3 import A2C
+        from stable_baselines3.common.vec_env import VecEnv as SB3VecEnv
+    except ImportError:
+        return math.nan
+    import torch
+
+    from galasim.rl.envs import VecEnv
+
+    class Adapter(SB3VecEnv):
+        # galasim's VecEnv (AtariVectorEnv with the DeepMind settings) behind SB3's interface.
+        def __init__(self):
+            self.venv = VecEnv(env, num_envs, seed=0)
+            super().__init__(num_envs, self.venv.observation_space, self.venv.action_space)
+
+        def reset(self):
+            return self.venv.reset()
+
+        def step_async(self, actions):
+            self.actions = np.asarray(actions, dtype=np.int64)
+
+        def step_wait(self):
+            obs, reward, done, _ = self.venv.step(self.actions)
+            return obs, reward.astype(np.float32), done, [{} for _ in range(num_envs)]
+
+        def close(self):
+            self.venv.close()
+
+        def get_attr(self, name, indices=None):
+            return [None] * num_envs
+
+        def set_attr(self, name, value, indices=None):
+            pass
+
+        def env_method(self, name, *args, indices=None, **kwargs):
+            return [None] * num_envs
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False] * num_envs
+
+    torch.set_num_threads(1)
+    venv = Adapter()
+    policy = "CnnPolicy" if len(venv.observation_space.shape) == 3 else "MlpPolicy"
+    model = A2C(policy, venv, device="cpu", seed=0, verbose=0)
+    model.learn(total_timesteps=num_envs * 5 * 4)  # warm-up
+    started = time.perf_counter()
+    model.learn(total_timesteps=steps, reset_num_timesteps=False)
+    elapsed = time.perf_counter() - started
+    venv.close()
+    return steps / elapsed
+
+
+def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFrameskip-v4",
+                total_envs: int = 16, frames: int | None = None) -> pd.DataFrame:
+    """Throughput of A2C (1 x total_envs) and GALA-A2C (2 x, 4 x) at equal simulators, same run.
+
+    Parameters
+    ----------
+    quick : bool
+        Tiny budgets (smoke test); the figures are then meaningless.
+    repeats : int
+        Runs per configuration; medians are reported.
+    env : str
+        Environment id.
+    total_envs : int
+        Simulators in total, split evenly over the learners.
+    frames : int, optional
+        Frames per run (default 60,000; 2,000 with ``quick``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per configuration: ``config``, ``frames_per_s``, ``steps_per_s`` (medians),
+        ``ratio_vs_a2c``, the time shares and, on the A2C row, ``env_alone``, ``net_alone``,
+        ``bound`` (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
+        on the same environment (NaN without the optional ``stable-baselines3``).
+    """
+    frames = frames or (2000 if quick else 60_000)
+    rows = []
+    for algo, learners in CONFIGS:
+        runs = [_one_run(env, algo, learners, total_envs, frames, seed) for seed in range(repeats)]
+        row = {"config": f"{'A2C' if algo == 'a2c' else 'GALA'} {learners}x{total_envs // learners}"}
+        for key in runs[0]:
+            row[key] = statistics.median(r[key] for r in runs)
+        row["runs_steps_per_s"] = " ".join(f"{r['steps_per_s']:.0f}" for r in runs)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
+    env_rate = statistics.median(_env_alone(env, total_envs, 50 if quick else 1000) for _ in range(repeats))
+    net_rate = statistics.median(_network_alone(env, total_envs, 3 if quick else 60) for _ in range(repeats))
+    sb3_rate = statistics.median(_sb3_alone(env, total_envs, 800 if quick else 16_000)
+                                 for _ in range(repeats))
+    bound = 1.0 / (1.0 / env_rate + 1.0 / net_rate)
+    table["env_alone"] = [env_rate] + [math.nan] * (len(table) - 1)
+    table["net_alone"] = [net_rate] + [math.nan] * (len(table) - 1)
+    table["bound"] = [bound] + [math.nan] * (len(table) - 1)
+    table["efficiency"] = [table["steps_per_s"].iloc[0] / bound] + [math.nan] * (len(table) - 1)
+    sb3 = {"config": f"SB3 A2C 1x{total_envs}", "steps_per_s": sb3_rate, "frames_per_s": sb3_rate * (
+        4 if _is_atari(env) else 1), "ratio_vs_a2c": sb3_rate / table["steps_per_s"].iloc[0]}
+    return pd.concat([table, pd.DataFrame([sb3])], ignore_index=True)

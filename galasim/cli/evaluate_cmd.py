@@ -1,0 +1,32 @@
+"""``galasim evaluate RUN_DIR``: true scores of a trained learner."""
+from __future__ import annotations
+
+import argparse
+
+from galasim.cli.output import HelpFormatter
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="play a trained run and report true episode scores",
+        description="Load a learner's checkpoint from a galasim train run folder, play full games "
+        "(all lives) and report their unclipped scores.",
+        epilog="example:\n  galasim evaluate runs/pong_gala --episodes 10 --video runs/pong.mp4",
+        formatter_class=HelpFormatter)
+    p.add_argument("run_dir", help="the --out folder of galasim train")
+    p.add_argument("--episodes", type=int, default=10, help="games to play")
+    p.add_argument("--learner", type=int, default=0, help="which learner's parameters")
+    p.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+    p.add_argument("--deterministic", action="store_true", help="greedy actions instead of sampling")
+    p.add_argument("--video", default=None, help="write the agent's view of one simulator to this .mp4")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from galasim.rl.evaluate import evaluate
+
+    result = evaluate(args.run_dir, args.episodes, args.learner, args.seed, args.video, args.deterministic)
+    for k, (ret, length) in enumerate(zip(result.returns, result.lengths)):
+        print(f"episode {k}: return {ret:g}  length {length}")
+    print(f"mean true return over {len(result.returns)} episodes: {result.mean:.2f} +- {result.std:.2f}")
+    return 0

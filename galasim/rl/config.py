@@ -1,0 +1,225 @@
+"""The configuration of a ``galasim train`` run: one dataclass, one docstring per field.
+
+Defaults follow the GALA reference code (facebookresearch/gala) and the A2C standard; a YAML or
+TOML file, ``--preset gala-paper`` and command-line flags override them in that order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from galasim.gossip.protocol import parse_sync_freq
+
+MODES = ("async", "sim")
+ALGOS = ("gala", "a2c")
+DEVICES = ("auto", "cpu", "cuda")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's Pong run (facebookresearch/gala README): 4 learners x 16 simulators, 1 peer on a
+    # directed ring, lr 1.4e-3, and --sync-freq 100000000, i.e. never block.
+    "gala-paper": {"algo": "gala", "agents": 4, "envs_per_agent": 16, "topology": "ring", "peers": 1,
+                   "lr": 1.4e-3, "sync_freq": math.inf},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json`` in the run folder)."""
+
+    env: str = "PongNoFrameskip-v4"
+    """Environment: an Atari id (``PongNoFrameskip-v4``, ``ALE/Pong-v5``, ``pong``) or any gymnasium id."""
+    algo: str = "gala"
+    """``gala``: several learners gossiping; ``a2c``: the synchronous baseline, one learner over
+    ``agents * envs_per_agent`` simulators."""
+    agents: int = 4
+    """Number of actor-learners (for ``a2c``: how many learners' simulators the single learner gets)."""
+    envs_per_agent: int = 16
+    """Simulators per learner."""
+    topology: str = "ring"
+    """Communication graph, a name from :data:`galasim.topology.NAMES` (the paper: directed ring)."""
+    peers: int = 1
+    """Out-peers per learner for the named topology."""
+    sync_freq: float = 4
+    """GALA's staleness bound: iterations without mixing before a learner blocks (0 always waits,
+    ``inf`` never)."""
+    resend: bool = False
+    """galasim's extension (not the reference protocol): re-send skipped writes while blocked."""
+    gossip_timeout: float = 600.0
+    """Seconds a blocked learner waits for its in-peers before the run stops with a diagnosis."""
+    frames: int = 10_000_000
+    """Total emulator frames over all learners (agent steps times frameskip); each learner gets an
+    equal share. ``--mode sim``: every learner completes its share, and faster learners keep going
+    meanwhile (as in the simulator), so the total can exceed it."""
+    mode: str = "async"
+    """``async``: one process per learner, shared-memory gossip; ``sim``: one process, the event
+    scheduler decides in virtual time which learner updates next (bit-reproducible)."""
+    compute: str = "exponential:1"
+    """``--mode sim``: compute-time model of the simulator's grammar (e.g. ``stragglers:0.25,4``)."""
+    delays: str = "0"
+    """``--mode sim``: message delay model of the simulator's grammar (mean, in compute units)."""
+    device: str = "auto"
+    """``auto`` (CUDA if available), ``cpu`` or ``cuda``; all learners share the one device."""
+    seed: int = 0
+    """Controls everything: network initialisation (identical for all learners), env seeds, actions."""
+    threads: int = 1
+    """torch threads per learner process (2 threads collapse ~10x when another process holds a core)."""
+
+    lr: float = 7e-4
+    """RMSprop learning rate."""
+    rms_eps: float = 1e-5
+    """RMSprop epsilon."""
+    rms_alpha: float = 0.99
+    """RMSprop smoothing constant."""
+    gamma: float = 0.99
+    """Discount factor."""
+    n_steps: int = 5
+    """Rollout length per update (n-step returns)."""
+    gae: bool = False
+    """Use generalised advantage estimation instead of n-step returns."""
+    gae_lambda: float = 0.95
+    """GAE's lambda (only with ``gae``)."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Gradient-norm clip."""
+    lr_decay: bool = False
+    """Linear learning-rate decay to 0 over the run."""
+    clip_rewards: bool = True
+    """Clip rewards to their sign for learning (Atari); reported scores stay unclipped."""
+    hidden: int = 64
+    """Width of the MLP's two hidden layers (vector observations)."""
+    sticky_actions: float = 0.0
+    """Atari repeat-action probability (0: the DeepMind setting; ALE's v5 default is 0.25)."""
+    max_episode_frames: int = 108_000
+    """Atari: a game is truncated after this many frames (108,000 = 30 minutes, the standard cap)."""
+    stop_return: float | None = None
+    """Stop a learner early once the mean true return of its last ``stop_window`` episodes reaches this."""
+    stop_window: int = 20
+    """Episodes in that mean."""
+
+    out: str = "runs/run"
+    """Run folder: config, CSV logs, TensorBoard events, checkpoints, summary."""
+    checkpoint_every: int = 1_000_000
+    """Write a checkpoint every this many frames (over all learners) and at the end."""
+    log_every: float = 2.0
+    """Seconds between progress/network-monitor rows."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files."""
+    progress: bool = True
+    """Show a progress bar (frames, FPS, ETA)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes kept with the run."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation: one line naming the value and what is allowed --------------------------------
+    def validate(self) -> None:
+        self.frames = parse_frames(self.frames)
+        self.sync_freq = parse_sync_freq(self.sync_freq)
+        for name in ("agents", "envs_per_agent", "peers", "n_steps", "threads", "stop_window",
+                     "max_episode_frames"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("lr", "rms_eps", "max_grad_norm", "gossip_timeout", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        for name in ("gamma", "gae_lambda", "rms_alpha", "sticky_actions"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        for name, allowed in (("mode", MODES), ("algo", ALGOS), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
+        self.checkpoint_every = parse_frames(self.checkpoint_every, "checkpoint_every")
+
+    @property
+    def learners(self) -> int:
+        """Learner processes: ``agents`` for GALA, one for the A2C baseline."""
+        return 1 if self.algo == "a2c" else self.agents
+
+    @property
+    def envs_per_learner(self) -> int:
+        return self.agents * self.envs_per_agent if self.algo == "a2c" else self.envs_per_agent
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sync_freq"] = "inf" if math.isinf(self.sync_freq) else self.sync_freq
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            import difflib
+
+            hints = [f"{k!r} (did you mean {difflib.get_close_matches(k, names, 1)[0]!r}?)"
+                     if difflib.get_close_matches(k, names, 1) else repr(k) for k in unknown]
+            raise ValueError(f"unknown config key(s) {', '.join(hints)}; allowed: {', '.join(sorted(names))}")
+        return cls(**data)
+
+
+def parse_frames(value: Any, name: str = "frames") -> int:
+    """``10M``, ``2.5m``, ``500k``, ``1e6`` or an integer: a number of frames (>= 1).
+
+    Examples
+    --------
+    >>> parse_frames("10M"), parse_frames("500k"), parse_frames(1e6)
+    (10000000, 500000, 1000000)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive number of frames like 10M, 500k or 20000, got {value!r}")
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmg]?)\s*", value.lower())
+        if not match:
+            raise ValueError(f"{name} must be a positive number of frames like 10M, 500k or 20000, got {value!r}")
+        value = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2)]
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 1 or value != int(value):
+        raise ValueError(f"{name} must be a positive number of frames like 10M, 500k or 20000, got {value!r}")
+    return int(value)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file of TrainConfig fields (``-`` or ``_``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    elif path.suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    else:
+        raise ValueError(f"config file {str(path)!r} must end in .yaml, .yml or .toml")
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of settings")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def make_config(preset: str | None = None, config_file: str | Path | None = None,
+                **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from defaults < preset < config file < overrides (``None`` = unset)."""
+    data: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
+        data.update(PRESETS[preset])
+    if config_file is not None:
+        data.update(load_config_file(config_file))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(data)

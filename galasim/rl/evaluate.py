@@ -1,0 +1,117 @@
+"""``galasim evaluate``: play a trained learner and report true episode scores (unclipped, all lives)."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from galasim.rl import checkpoint
+from galasim.rl.config import TrainConfig
+
+
+@dataclass
+class EvalResult:
+    """True scores of ``episodes`` finished games."""
+
+    returns: list[float]
+    lengths: list[int]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else math.nan
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns)) if self.returns else math.nan
+
+
+def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: int = 12345,
+             video: str | Path | None = None, deterministic: bool = False,
+             max_steps: int = 1_000_000) -> EvalResult:
+    """Play ``episodes`` games with learner ``learner`` of the run in ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A ``galasim train`` run folder (``config.json`` and ``checkpoints/``).
+    episodes : int
+        Games to finish (several simulators play in parallel; the first ``episodes`` to end count).
+    learner : int
+        Which learner's parameters to play.
+    seed : int
+        Seed of the evaluation simulators and action sampling (not the training seed).
+    video : path, optional
+        Write what the agent sees (the newest frame of its observation) of simulator 0 to this .mp4.
+    deterministic : bool
+        Greedy actions instead of sampling from the policy.
+    max_steps : int
+        Safety bound on agent steps.
+    """
+    from galasim.rl.envs import VecEnv
+    from galasim.rl.model import make_model
+
+    run_dir = Path(run_dir)
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    config = run_dir / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a galasim run folder (no config.json)")
+    cfg = TrainConfig.from_dict(json.loads(config.read_text()))
+    if not 0 <= learner < cfg.learners:
+        raise ValueError(f"learner must be in 0..{cfg.learners - 1}, got {learner}")
+    state = checkpoint.load_learner(run_dir, learner)
+    num_envs = min(episodes, 8)
+    envs = VecEnv(cfg.env, num_envs, seed, cfg.sticky_actions, max_episode_frames=cfg.max_episode_frames)
+    model, params = make_model(envs.observation_space.shape, envs.action_space.n, cfg.seed, cfg.hidden)
+    with torch.no_grad():
+        params.copy_(state["learner"]["params"])
+    generator = torch.Generator().manual_seed(seed)
+    writer = _video_writer(video, envs) if video else None
+    returns: list[float] = []
+    lengths: list[int] = []
+    obs = envs.reset()
+    try:
+        for _ in range(max_steps):
+            with torch.no_grad():
+                logits, _ = model(torch.as_tensor(obs))
+            if deterministic:
+                action = logits.argmax(-1)
+            else:
+                action = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
+            obs, _, _, done_games = envs.step(action.numpy())
+            if writer is not None:
+                writer.write(_frame(obs[0]))
+            for ret, length in done_games:
+                returns.append(ret)
+                lengths.append(length)
+            if len(returns) >= episodes:
+                break
+    finally:
+        envs.close()
+        if writer is not None:
+            writer.release()
+    return EvalResult(returns[:episodes], lengths[:episodes])
+
+
+def _frame(obs: np.ndarray) -> np.ndarray:
+    import cv2
+
+    frame = obs[-1] if obs.ndim == 3 else obs  # newest of the stacked 84x84 gray frames
+    frame = cv2.resize(frame.astype(np.uint8), (336, 336), interpolation=cv2.INTER_NEAREST)
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
+def _video_writer(path: str | Path, envs):
+    import cv2
+
+    if envs.spec.kind != "atari":
+        raise ValueError("--video records Atari observations; this run's environment has no frames")
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"--video must be an .mp4 path, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (336, 336))

@@ -1,0 +1,295 @@
+"""One GALA-A2C actor-learner: rollout, A2C update, gossip. Used by every training mode.
+
+:class:`Learner` holds a learner's simulators, network, optimizer and rollout storage;
+:meth:`Learner.iterate` is one local update ``x <- x + delta`` (collect ``n_steps`` x ``num_envs``
+transitions, one RMSprop step on the A2C loss). :func:`run_learner` is the asynchronous learner
+process: the loop reads top to bottom, CleanRL style::
+
+    seed -> device -> envs -> model -> loop { rollout; A2C step; gossip.step(params); log; checkpoint }
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from galasim.rl.buffer import RolloutBuffer
+from galasim.rl.config import TrainConfig
+from galasim.rl.envs import VecEnv
+from galasim.rl.model import make_model
+from galasim.sim.rng import stream_key
+
+# Stream ids for galasim.sim.rng.stream_key; the simulator uses 1-5.
+ENV_STREAM, ACTION_STREAM = 101, 102
+
+EPISODE_COLUMNS = ["learner", "frames", "total_frames", "time", "return", "length"]
+TRAIN_COLUMNS = [
+    "learner", "update", "frames", "total_frames", "time", "fps", "lr", "value_loss", "policy_loss",
+    "entropy", "grad_norm", "update_norm", "L", "staleness", "max_staleness", "mixes",
+    "messages_sent", "messages_skipped", "wait_seconds", "t_env", "t_act", "t_update", "t_gossip",
+]
+TB_KEYS = ("fps", "value_loss", "policy_loss", "entropy", "grad_norm", "update_norm", "L",
+           "gossip/staleness", "gossip/max_staleness")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device; use --device cpu or auto")
+    return torch.device(device)
+
+
+def env_seed(seed: int, learner: int) -> int:
+    """Seed of learner ``learner``'s first simulator (a hash: learner 1 of seed 1 != learner 0 of seed 2)."""
+    return stream_key(seed, ENV_STREAM, learner) % (2**31 - 1024)
+
+
+@dataclass
+class UpdateStats:
+    value_loss: float
+    policy_loss: float
+    entropy: float
+    grad_norm: float
+    update_norm: float
+
+
+class Learner:
+    """A learner's simulators, network (flat parameters), RMSprop optimizer and rollout storage.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    rank : int
+        Learner index (seeds its simulators and action sampling).
+    device : torch.device
+    num_envs : int
+        Simulators of this learner.
+    """
+
+    def __init__(self, cfg: TrainConfig, rank: int, device: torch.device, num_envs: int):
+        self.cfg, self.rank, self.device = cfg, rank, device
+        self.envs = VecEnv(cfg.env, num_envs, env_seed(cfg.seed, rank), cfg.sticky_actions,
+                           max_episode_frames=cfg.max_episode_frames)
+        self.clip = cfg.clip_rewards and self.envs.spec.kind == "atari"
+        # Identical initialisation: the network depends on the run seed only, never on the rank.
+        self.model, self.params = make_model(self.envs.observation_space.shape, self.envs.action_space.n,
+                                             cfg.seed, cfg.hidden, device)
+        self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=cfg.lr, eps=cfg.rms_eps,
+                                             alpha=cfg.rms_alpha)
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(stream_key(cfg.seed, ACTION_STREAM, rank) % 2**63)
+        self.storage = RolloutBuffer(cfg.n_steps, num_envs, device)
+        self.before = torch.empty_like(self.params)
+        self.obs = torch.tensor(self.envs.reset(), device=device)
+        self.frames_per_update = cfg.n_steps * num_envs * self.envs.frameskip
+        self.updates = 0
+        self.frames = 0
+        self.max_update_norm = 0.0
+        self.episodes: list[tuple[float, int, int]] = []  # (true return, length, frames) since last drain
+        self.recent: deque[float] = deque(maxlen=cfg.stop_window)
+        self.timing = {"env": 0.0, "act": 0.0, "update": 0.0, "gossip": 0.0}
+
+    # -- one local update ----------------------------------------------------------------------------
+    def iterate(self, total_frames: int) -> UpdateStats:
+        """Collect a rollout and take one A2C step (``total_frames``: the run's budget, for lr decay)."""
+        cfg, storage = self.cfg, self.storage
+        storage.reset()
+        for t in range(cfg.n_steps):
+            tick = time.perf_counter()
+            logits, value = self.model(self.obs)  # the graph is kept: no second forward in the update
+            dist = torch.distributions.Categorical(logits=logits)
+            action = torch.multinomial(dist.probs.detach(), 1, generator=self.generator).squeeze(1)
+            tock = time.perf_counter()
+            obs, reward, done, episodes = self.envs.step(action.cpu().numpy())
+            self.timing["env"] += time.perf_counter() - tock
+            self.timing["act"] += tock - tick
+            learn_reward = np.sign(reward) if self.clip else reward
+            storage.add(t, dist.log_prob(action), value, dist.entropy(),
+                        torch.as_tensor(learn_reward, dtype=torch.float32, device=self.device),
+                        torch.as_tensor(done, dtype=torch.float32, device=self.device))
+            # A copy: vector envs may reuse their observation buffer, and autograd saved this one.
+            self.obs = torch.tensor(obs, device=self.device)
+            step_frames = self.frames + (t + 1) * self.envs.num_envs * self.envs.frameskip
+            for ret, length in episodes:
+                self.episodes.append((ret, length, step_frames))
+                self.recent.append(ret)
+
+        tick = time.perf_counter()
+        with torch.no_grad():
+            next_value = self.model(self.obs)[1]
+        batch = storage.samples(next_value, cfg.gamma, cfg.gae, cfg.gae_lambda)
+        value_loss = (batch.returns - batch.values).pow(2).mean()
+        policy_loss = -(batch.advantages * batch.log_probs).mean()  # advantages carry no gradient
+        entropy = batch.entropy.mean()
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+
+        if cfg.lr_decay:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * max(1.0 - self.frames / total_frames, 0.0)
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        self.before.copy_(self.params)
+        self.optimizer.step()
+        update_norm = float(torch.dist(self.params, self.before))
+        self.timing["update"] += time.perf_counter() - tick
+
+        self.updates += 1
+        self.frames += self.frames_per_update
+        self.max_update_norm = max(self.max_update_norm, update_norm)
+        return UpdateStats(value_loss.item(), policy_loss.item(), entropy.item(), float(grad_norm),
+                           update_norm)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @property
+    def L(self) -> float:
+        """The measured update bound so far: max ||delta|| / lr (lr at its initial value)."""
+        return self.max_update_norm / self.cfg.lr
+
+    def solved(self) -> bool:
+        """Whether the mean true return of the last ``stop_window`` episodes reached ``stop_return``."""
+        return (self.cfg.stop_return is not None and len(self.recent) == self.recent.maxlen
+                and float(np.mean(self.recent)) >= self.cfg.stop_return)
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "params": self.params.detach().cpu().clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+            "frames": self.frames,
+            "max_update_norm": self.max_update_norm,
+            "recent": list(self.recent),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.params.copy_(state["params"].to(self.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.updates = int(state["updates"])
+        self.frames = int(state["frames"])
+        self.max_update_norm = float(state["max_update_norm"])
+        self.recent.extend(float(r) for r in state["recent"])
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def train_row(learner: Learner, stats: UpdateStats, gossip_stats: Any, total_frames: int,
+              elapsed: float, fps: float) -> dict[str, Any]:
+    """One row of ``learner{r}_train.csv``."""
+    g = gossip_stats
+    return {
+        "learner": learner.rank, "update": learner.updates, "frames": learner.frames,
+        "total_frames": total_frames, "time": elapsed, "fps": fps, "lr": learner.lr,
+        "value_loss": stats.value_loss, "policy_loss": stats.policy_loss, "entropy": stats.entropy,
+        "grad_norm": stats.grad_norm, "update_norm": stats.update_norm, "L": learner.L,
+        "staleness": g.staleness if g else 0, "max_staleness": g.max_staleness if g else 0,
+        "mixes": g.mixes if g else 0, "messages_sent": g.messages_sent if g else 0,
+        "messages_skipped": g.messages_skipped if g else 0,
+        "wait_seconds": g.wait_seconds if g else 0.0,
+        "t_env": learner.timing["env"], "t_act": learner.timing["act"],
+        "t_update": learner.timing["update"], "t_gossip": learner.timing["gossip"],
+        "gossip/staleness": g.staleness if g else 0, "gossip/max_staleness": g.max_staleness if g else 0,
+    }
+
+
+def drain_episodes(learner: Learner, logger: Any, total_frames: int, elapsed: float) -> None:
+    for ret, length, frames in learner.episodes:
+        logger.episode({"learner": learner.rank, "frames": frames, "total_frames": total_frames,
+                        "time": elapsed, "return": ret, "length": length}, frames)
+    learner.episodes.clear()
+
+
+def run_learner(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, torch.Tensor],
+                errors: Any) -> None:
+    """The asynchronous learner process ``rank`` (``--mode async`` and ``--algo a2c``).
+
+    ``shared`` holds tensors in shared memory: ``frames`` (one counter per learner, read by the
+    parent's progress bar and checkpoint schedule), ``published`` (each learner's latest parameters,
+    read by the parent's epsilon-ball monitor) and ``stop`` (set by the parent to end the run).
+    """
+    try:
+        _learner_loop(rank, cfg, transport, shared)
+    except BaseException as exc:  # report to the parent as one line, then fail
+        errors.put((rank, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        raise SystemExit(1)
+    finally:
+        if transport is not None:
+            transport.leave(rank)  # peers stop waiting for a learner that is gone
+
+
+def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, torch.Tensor]) -> None:
+    from galasim.gossip.buffer import GossipBuffer
+    from galasim.rl import checkpoint
+    from galasim.rl.logger import Logger
+
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    learner = Learner(cfg, rank, device, cfg.envs_per_learner)
+    out = Path(cfg.out)
+    state = checkpoint.load_learner(out, rank) if checkpoint.exists(out, rank) else None
+    if state is not None:
+        learner.load_state_dict(state["learner"])
+    logger = Logger(out / "logs", f"learner{rank}", EPISODE_COLUMNS, TRAIN_COLUMNS,
+                    rows=state["rows"] if state else None, tensorboard=cfg.tensorboard,
+                    purge_step=learner.frames if state else None)
+    gossip = None
+    if transport is not None:
+        gossip = GossipBuffer(rank, transport, cfg.sync_freq, resend=cfg.resend, timeout=cfg.gossip_timeout)
+        if state is not None and state.get("gossip") is not None:
+            gossip.stats.max_staleness = int(state["gossip"]["max_staleness"])
+    budget = cfg.frames // cfg.learners  # each learner's share of the frames
+    shared["frames"][rank] = learner.frames
+    checkpoint_every = max(cfg.checkpoint_every // cfg.learners, learner.frames_per_update)
+    next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
+    start = time.perf_counter()
+    last_log, frames_at_log = start, learner.frames
+    stats = None
+
+    while learner.frames < budget and not bool(shared["stop"][0]) and not learner.solved():
+        stats = learner.iterate(budget)                 # x <- x + delta (one A2C step)
+        if gossip is not None:                          # send, then receive (may block)
+            tick = time.perf_counter()
+            gossip.step(learner.params)
+            learner.timing["gossip"] += time.perf_counter() - tick
+        shared["published"][rank].copy_(learner.params)  # for the parent's epsilon-ball monitor
+        shared["frames"][rank] = learner.frames
+        shared["L"][rank] = learner.L
+        shared["staleness"][rank] = gossip.stats.max_staleness if gossip else 0
+        total = int(shared["frames"].sum())
+        now = time.perf_counter()
+        drain_episodes(learner, logger, total, now - start)
+        if now - last_log >= cfg.log_every:
+            fps = (learner.frames - frames_at_log) / (now - last_log)
+            logger.train(train_row(learner, stats, gossip.stats if gossip else None, total, now - start, fps),
+                         learner.frames, TB_KEYS)
+            last_log, frames_at_log = now, learner.frames
+        if learner.frames >= next_checkpoint:
+            checkpoint.save_learner(out, rank, learner, logger, gossip)
+            next_checkpoint += checkpoint_every
+
+    if stats is not None:
+        now = time.perf_counter()
+        fps = (learner.frames - frames_at_log) / max(now - last_log, 1e-9)
+        total = int(shared["frames"].sum())
+        logger.train(train_row(learner, stats, gossip.stats if gossip else None, total, now - start, fps),
+                     learner.frames, TB_KEYS)
+    checkpoint.save_learner(out, rank, learner, logger, gossip)
+    logger.close()
+    learner.close()

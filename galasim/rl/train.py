@@ -1,0 +1,422 @@
+"""``galasim.train``: run GALA-A2C (or the A2C baseline) and monitor the epsilon-ball.
+
+Modes:
+
+* ``async`` (several learners): one process per learner (``torch.multiprocessing``), real asynchrony
+  through :class:`galasim.gossip.shm.SharedMemoryTransport`; the parent draws the progress bar,
+  monitors the network (consensus distance, diameter) and stops the learners.
+* ``sim``: one process; :func:`galasim.simulate` decides in virtual time which learner updates next
+  and when messages arrive (``compute``/``delays`` models), calling back into the real learners for
+  each local update. Same seed, same parameters, bit for bit.
+* ``algo="a2c"``: the synchronous baseline, one learner over ``agents * envs_per_agent`` simulators.
+
+Run folder layout: ``config.json``, ``logs/learner{r}_{episodes,train}.csv``, ``logs/network.csv``,
+``logs/tensorboard/``, ``checkpoints/learner{r}.pt``, ``summary.json``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from galasim.atomic import atomic_write_text
+from galasim.rl import checkpoint
+from galasim.rl.config import TrainConfig, make_config
+
+# Nominal update bound given to the simulator in --mode sim (see _train_sim).
+SIM_L = 1e6
+NETWORK_COLUMNS = ["time", "total_frames", "running", "distance", "diameter", "empirical", "L", "max_staleness"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run folder.
+    summary : dict
+        Frames, wall time, frames/s, returns and the epsilon-ball figures (also in ``summary.json``).
+    params : numpy.ndarray
+        Final flat parameters, one row per learner (float32).
+    """
+
+    run_dir: Path
+    summary: dict[str, Any]
+    params: np.ndarray = field(repr=False)
+
+
+def train(config: TrainConfig | None = None, *, resume: bool = False, preset: str | None = None,
+          config_file: str | Path | None = None, **overrides: Any) -> TrainResult:
+    """Train GALA-A2C or A2C; see :class:`galasim.rl.config.TrainConfig` for every setting.
+
+    Parameters
+    ----------
+    config : TrainConfig, optional
+        A full configuration; otherwise one is built from ``preset``, ``config_file`` and ``overrides``.
+    resume : bool
+        Continue the run in ``out`` from its checkpoints (its saved configuration is used; only
+        ``frames`` may be raised).
+    preset, config_file, **overrides
+        See :func:`galasim.rl.config.make_config`.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> import galasim, tempfile
+    >>> r = galasim.train(env="CartPole-v1", agents=2, envs_per_agent=2, frames=400, mode="sim",
+    ...                   out=tempfile.mkdtemp(), progress=False, tensorboard=False)
+    >>> r.summary["frames"] >= 400, r.params.shape[0]
+    (True, 2)
+    """
+    cfg = config if config is not None else make_config(preset, config_file, **overrides)
+    cfg.validate()
+    run = Path(cfg.out)
+    if resume:
+        cfg = _resume_config(run, cfg)
+    elif (run / "checkpoints").exists() and any((run / "checkpoints").glob("learner*.pt")):
+        raise ValueError(f"run folder {str(run)!r} already holds checkpoints; pass --resume to continue "
+                         "it or choose another --out")
+    if cfg.algo == "gala" and cfg.agents < 2:
+        raise ValueError(f"GALA needs agents >= 2 learners, got {cfg.agents}; use --algo a2c for one learner")
+    if cfg.mode == "sim" and cfg.algo == "a2c":
+        raise ValueError("--mode sim simulates gossip between learners; the A2C baseline has none (use --mode async)")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "logs").mkdir(exist_ok=True)
+    atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if cfg.mode == "sim":
+        summary, params = _train_sim(cfg)
+    else:
+        summary, params = _train_async(cfg, resume)
+    atomic_write_text(run / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
+    return TrainResult(run, summary, params)
+
+
+def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
+    saved = run / "config.json"
+    if not saved.is_file():
+        raise FileNotFoundError(f"cannot resume: {str(saved)!r} does not exist (was {str(run)!r} a galasim run?)")
+    data = json.loads(saved.read_text())
+    cfg = TrainConfig.from_dict(data)
+    if cfg.mode == "sim":
+        raise ValueError("--resume is not supported for --mode sim runs (the simulator's state is not "
+                         "checkpointed); rerun with the same seed, which reproduces the run exactly")
+    for rank in range(cfg.learners):
+        if checkpoint.exists(run, rank):
+            checkpoint.load_learner(run, rank)  # a corrupt file is reported before anything starts
+    cfg.frames = max(cfg.frames, requested.frames) if requested.frames != TrainConfig.frames else cfg.frames
+    cfg.progress, cfg.out = requested.progress, str(run)
+    return cfg
+
+
+# -- async: one process per learner ------------------------------------------------------------------
+def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.ndarray]:
+    import torch.multiprocessing as mp
+
+    from galasim.gossip.shm import SharedMemoryTransport
+    from galasim.rl.envs import VecEnv
+    from galasim.rl.learner import resolve_device, run_learner
+    from galasim.rl.logger import CsvLog
+    from galasim.rl.model import make_model
+
+    device = resolve_device(cfg.device)
+    run = Path(cfg.out)
+    probe = VecEnv(cfg.env, 1, 0)  # also the early "unknown environment" error
+    obs_shape, n_actions = probe.observation_space.shape, probe.action_space.n
+    probe.close()
+    _, flat = make_model(obs_shape, n_actions, cfg.seed, cfg.hidden)
+    dim, n = flat.numel(), cfg.learners
+    graph = _graph(cfg) if cfg.algo == "gala" else None
+    transport = (SharedMemoryTransport(list(graph.edges), dim, device=device)
+                 if graph is not None else None)
+    shared = {
+        "frames": torch.zeros(n, dtype=torch.int64).share_memory_(),
+        "published": flat.repeat(n, 1).share_memory_(),
+        "stop": torch.zeros(1, dtype=torch.bool).share_memory_(),
+        "L": torch.zeros(n, dtype=torch.float64).share_memory_(),
+        "staleness": torch.zeros(n, dtype=torch.int64).share_memory_(),
+    }
+    start_frames = 0
+    if resume:
+        for rank in range(n):
+            if checkpoint.exists(run, rank):
+                state = checkpoint.load_learner(run, rank)["learner"]
+                shared["frames"][rank] = state["frames"]
+                shared["published"][rank].copy_(state["params"])
+        start_frames = int(shared["frames"].sum())
+    network_log = CsvLog(run / "logs" / "network.csv", NETWORK_COLUMNS,
+                         keep_rows=_network_rows(run, start_frames) if resume else None)
+    if not resume and network_log.rows:
+        raise ValueError(f"{run}/logs/network.csv already has rows; use another --out")
+    empirical = _previous_empirical(run) if resume else 0.0
+
+    tb = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(run / "logs" / "tensorboard" / "network"),
+                           purge_step=start_frames if resume else None)
+    ctx = mp.get_context("spawn")
+    errors = ctx.SimpleQueue()
+    procs = [ctx.Process(target=run_learner, args=(r, cfg, transport, shared, errors), daemon=True)
+             for r in range(n)]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    bar = _progress(cfg, start_frames)
+    failure = None
+    last_frames = start_frames
+    diameter_max = 0.0
+    next_row = started
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(0.25)
+            total = int(shared["frames"].sum())
+            if bar is not None:
+                bar.update(total - last_frames)
+            last_frames = total
+            if not errors.empty():
+                failure = errors.get()
+                break
+            if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
+                distance, diameter = consensus(shared["published"])
+                empirical = max(empirical, distance)
+                diameter_max = max(diameter_max, diameter)
+                # running: learners past their first update and short of their budget
+                frames_now = shared["frames"]
+                running = int(((frames_now > 0) & (frames_now < cfg.frames // n)).sum())
+                network_log.write({"time": time.perf_counter() - started, "total_frames": total,
+                                   "running": running,
+                                   "distance": distance, "diameter": diameter, "empirical": empirical,
+                                   "L": float(shared["L"].max()),
+                                   "max_staleness": int(shared["staleness"].max())})
+                if tb is not None:
+                    tb.add_scalar("network/consensus_distance", distance, total)
+                    tb.add_scalar("network/diameter", diameter, total)
+                next_row = time.perf_counter() + cfg.log_every
+    except KeyboardInterrupt:
+        shared["stop"][0] = True
+        raise
+    finally:
+        if failure is None and not errors.empty():
+            failure = errors.get()
+        if failure is not None:
+            shared["stop"][0] = True
+            for p in procs:
+                p.join(5)
+                if p.is_alive():
+                    p.terminate()
+        for p in procs:
+            p.join()
+        if bar is not None:
+            bar.update(int(shared["frames"].sum()) - last_frames)
+            bar.close()
+        network_log.close()
+        if tb is not None:
+            tb.close()
+    if failure is None:
+        bad = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode != 0]
+        if bad:
+            failure = (bad[0][0], f"learner process exited with code {bad[0][1]}", "")
+    if failure is not None:
+        rank, message, _ = failure
+        raise RuntimeError(f"learner {rank} failed: {message}")
+    wall = time.perf_counter() - started
+    params = shared["published"].numpy().copy()
+    distance, diameter = consensus(shared["published"])
+    states = [checkpoint.load_learner(run, r) for r in range(n)]
+    L = max(s["learner"]["max_update_norm"] for s in states) / cfg.lr
+    max_staleness = max((s["gossip"] or {}).get("max_staleness", 0) for s in states)
+    summary = _summary(cfg, run, wall, int(shared["frames"].sum()) - start_frames,
+                       int(shared["frames"].sum()))
+    summary.update({
+        "empirical": max(empirical, distance), "empirical_diameter": max(diameter_max, diameter),
+        "final_distance": distance, "L": L, "max_staleness": int(max_staleness),
+    })
+    summary.update(_async_bounds(cfg, graph, L, int(max_staleness), summary["empirical"]))
+    return summary, params
+
+
+def _network_rows(run: Path, frames: int) -> int:
+    """Rows of network.csv to keep on resume: those up to the checkpoints' total frames."""
+    import pandas as pd
+
+    file = run / "logs" / "network.csv"
+    if not file.exists():
+        return 0
+    table = pd.read_csv(file)
+    return int((table["total_frames"] <= frames).sum()) if len(table) else 0
+
+
+def _previous_empirical(run: Path) -> float:
+    import pandas as pd
+
+    file = run / "logs" / "network.csv"
+    table = pd.read_csv(file) if file.exists() else None
+    return float(table["distance"].max()) if table is not None and len(table) else 0.0
+
+
+def consensus(published: torch.Tensor) -> tuple[float, float]:
+    """``(max_i ||x_i - mean||, max_ij ||x_i - x_j||)`` of the rows (learners' latest parameters).
+
+    Examples
+    --------
+    >>> consensus(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+    (2.5, 5.0)
+    """
+    x = published.double()
+    distance = float((x - x.mean(0)).norm(dim=1).max())
+    diameter = float(torch.cdist(x, x).max()) if len(x) > 1 else 0.0
+    return distance, diameter
+
+
+def _graph(cfg: TrainConfig):
+    from galasim import topology
+
+    return topology.build(cfg.topology, cfg.agents, peers=cfg.peers, seed=cfg.seed)
+
+
+def _async_bounds(cfg: TrainConfig, graph, L: float, tau: int, empirical: float) -> dict[str, Any]:
+    """The closed-form epsilon of the measured L and staleness; not claimed for an async run."""
+    if graph is None:
+        return {"epsilon": 0.0, "bound_holds": True,
+                "bound_note": "one learner: every parameter vector is the network mean"}
+    from galasim.mixing import epsilon_bound
+
+    bound = epsilon_bound(graph, cfg.lr, max(L, 1e-300), tau=tau, data=False)
+    return {
+        "epsilon": bound.epsilon, "log10_epsilon": bound.log10_epsilon,
+        "empirical_within_epsilon": bool(empirical <= bound.epsilon),
+        "bound_holds": None,
+        "bound_note": ("not claimed: the staleness of a real asynchronous run is measured in each "
+                       "receiver's own iterations, not in the theorem's global clock, and the "
+                       "monitor's snapshots are not simultaneous; --mode sim reports a proven bound"),
+    }
+
+
+def _summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int) -> dict[str, Any]:
+    import pandas as pd
+
+    tables = [pd.read_csv(f) for r in range(cfg.learners)
+              if (f := run / "logs" / f"learner{r}_episodes.csv").exists()]
+    episodes = pd.concat(tables) if tables else pd.DataFrame({"total_frames": [], "return": []})
+    # The network's last 100 episodes, in the order they ended (total frames over all learners).
+    returns = episodes.sort_values("total_frames", kind="stable")["return"].tolist()[-100:]
+    return {
+        "env": cfg.env, "algo": cfg.algo, "mode": cfg.mode, "learners": cfg.learners,
+        "envs_per_learner": cfg.envs_per_learner, "seed": cfg.seed, "frames": frames,
+        "wall_seconds": wall, "fps": new_frames / wall if wall > 0 else math.nan,
+        "episodes_in_mean": len(returns),
+        "mean_return_last_100": float(np.mean(returns)) if returns else math.nan,
+    }
+
+
+def _progress(cfg: TrainConfig, initial: int):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.frames, initial=initial, unit="frame", unit_scale=True, dynamic_ncols=True,
+                desc=f"{cfg.algo} {cfg.learners}x{cfg.envs_per_learner}")
+
+
+# -- sim: the event scheduler drives real learners -----------------------------------------------------
+def _train_sim(cfg: TrainConfig) -> tuple[dict[str, Any], np.ndarray]:
+    import pandas as pd
+
+    import galasim
+    from galasim.rl.learner import (EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, drain_episodes,
+                                    resolve_device, train_row)
+    from galasim.rl.logger import Logger
+
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    run = Path(cfg.out)
+    learners = [Learner(cfg, r, device, cfg.envs_per_agent) for r in range(cfg.agents)]
+    loggers = [Logger(run / "logs", f"learner{r}", EPISODE_COLUMNS, TRAIN_COLUMNS,
+                      tensorboard=cfg.tensorboard) for r in range(cfg.agents)]
+    origin = learners[0].params.detach().double().cpu().clone()  # common initialisation theta_0
+    per_update = learners[0].frames_per_update
+    iterations = max(1, math.ceil(cfg.frames / cfg.agents / per_update))
+    bar = _progress(cfg, 0)
+    max_delta = [0.0] * cfg.agents
+    started = time.perf_counter()
+
+    def update(agent: int, k: int, x: np.ndarray) -> np.ndarray:
+        # The simulator holds x_i = theta_i - theta_0 in float64 (all rows start at 0, the identical
+        # initialisation); the learner's float32 network is theta_0 + x_i.
+        learner = learners[agent]
+        with torch.no_grad():
+            learner.params.copy_(origin + torch.from_numpy(x))
+        stats = learner.iterate(iterations * per_update)
+        delta = (learner.params.detach().double().cpu() - origin).numpy() - x
+        max_delta[agent] = max(max_delta[agent], float(np.linalg.norm(delta)))
+        total = sum(le.frames for le in learners)
+        elapsed = time.perf_counter() - started
+        drain_episodes(learner, loggers[agent], total, elapsed)
+        loggers[agent].train(train_row(learner, stats, None, total, elapsed, math.nan),
+                             learner.frames, TB_KEYS)
+        if bar is not None:
+            bar.update(per_update)
+        return delta
+
+    try:
+        result = galasim.simulate(
+            cfg.topology, "gala", agents=cfg.agents, dim=origin.numel(), iterations=iterations,
+            lr=cfg.lr, L=SIM_L, updates=update, compute=cfg.compute, delays=cfg.delays,
+            sync_freq=cfg.sync_freq, seed=cfg.seed, peers=cfg.peers,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - started
+    params = (origin[None, :] + torch.from_numpy(result.state)).float()
+    for learner, logger, row in zip(learners, loggers, params):
+        with torch.no_grad():
+            learner.params.copy_(row)
+        checkpoint.save_learner(run, learner.rank, learner, logger)
+        logger.close()
+        learner.close()
+    traj = result.trajectory
+    pd.DataFrame({"time": traj["time"], "total_frames": np.nan, "running": np.nan, "distance": traj["distance"],
+                  "diameter": traj["diameter"], "empirical": traj["distance"].cummax(),
+                  "L": np.nan, "max_staleness": np.nan}).to_csv(run / "logs" / "network.csv", index=False)
+    s = result.summary
+    L = max(max_delta) / cfg.lr  # measured: max ||delta|| / alpha over every update
+    summary = _summary(cfg, run, wall, sum(le.frames for le in learners), sum(le.frames for le in learners))
+    # The simulator ran with a nominal L = SIM_L (so that its A1 check passes: real updates have no
+    # known bound in advance); its certificate and epsilon are linear in alpha*L, so they are rescaled
+    # to the measured L. The empirical distance is measured directly on the learners' parameters.
+    certificate, epsilon = s["certificate"] * L / SIM_L, s["epsilon"] * L / SIM_L
+    holds = None
+    if s["assumptions_hold"] and math.isfinite(certificate):
+        holds = bool(s["empirical"] <= certificate * (1 + 1e-9) + 1e-12 and certificate <= epsilon)
+    summary.update({
+        "empirical": s["empirical"], "empirical_diameter": s["empirical_diameter"], "L": L,
+        "certificate": certificate, "epsilon": epsilon, "bound_holds": holds,
+        "assumptions_hold": s["assumptions_hold"], "violated": s["violated"],
+        "max_staleness": s["max_staleness"], "virtual_time": s["virtual_time"],
+        "deadlock": s.get("deadlock", False),
+    })
+    return summary, params.numpy()
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (np.floating, np.integer)):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = str(v)
+        out[k] = v
+    return out

@@ -1,0 +1,167 @@
+"""galasim.rl pieces: targets, config, env ids, model init, checkpoints, CLI errors (fast)."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from galasim.rl.buffer import compute_targets
+from galasim.rl.config import TrainConfig, make_config, parse_frames
+from galasim.rl.envs import resolve_env
+from galasim.rl.model import make_model
+
+
+def test_nstep_returns_by_hand():
+    r = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+    d = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    v = torch.tensor([[0.5, 0.1], [0.2, 0.3], [0.4, 0.6]])
+    adv, ret = compute_targets(r, d, v, torch.tensor([10.0, 20.0]), gamma=0.9)
+    # env 0: R2 = 3 + .9*10 = 12; R1 = 0 (done, no bootstrap); R0 = 1 + .9*0 = 1
+    # env 1: R2 = 0 + .9*20 = 18; R1 = 2 + .9*18 = 18.2; R0 = 0 + .9*18.2 = 16.38
+    assert torch.allclose(ret, torch.tensor([[1.0, 16.38], [0.0, 18.2], [12.0, 18.0]]))
+    assert torch.allclose(adv, ret - v)
+
+
+def test_gae_by_hand_and_lambda_one_is_nstep():
+    r = torch.tensor([[1.0], [2.0]])
+    d = torch.zeros(2, 1)
+    v = torch.tensor([[0.5], [1.0]])
+    nv = torch.tensor([4.0])
+    adv, ret = compute_targets(r, d, v, nv, gamma=0.5, gae=True, gae_lambda=0.5)
+    delta1 = 2.0 + 0.5 * 4.0 - 1.0        # 3.0
+    delta0 = 1.0 + 0.5 * 1.0 - 0.5        # 1.0
+    assert torch.allclose(adv.squeeze(1), torch.tensor([delta0 + 0.25 * delta1, delta1]))
+    adv1, ret1 = compute_targets(r, d, v, nv, gamma=0.5, gae=True, gae_lambda=1.0)
+    adv_n, ret_n = compute_targets(r, d, v, nv, gamma=0.5)
+    assert torch.allclose(ret1, ret_n) and torch.allclose(adv1, adv_n)
+
+
+def test_frames_and_config_errors():
+    assert parse_frames("10M") == 10_000_000 and parse_frames("2.5k") == 2500
+    with pytest.raises(ValueError, match=r"frames must be .*got 'ten'"):
+        parse_frames("ten")
+    with pytest.raises(ValueError, match="unknown mode 'fast'; allowed: async, sim"):
+        TrainConfig(mode="fast")
+    with pytest.raises(ValueError, match=r"'agnets' \(did you mean 'agents'\?\)"):
+        TrainConfig.from_dict({"agnets": 3})
+    cfg = make_config("gala-paper", frames="1M")
+    assert (cfg.agents, cfg.envs_per_agent, cfg.lr, cfg.sync_freq) == (4, 16, 1.4e-3, math.inf)
+
+
+def test_config_file_yaml_and_toml(tmp_path):
+    (tmp_path / "a.yaml").write_text("env: CartPole-v1\nenvs-per-agent: 3\n")
+    (tmp_path / "b.toml").write_text('env = "CartPole-v1"\nlr = 0.002\n')
+    assert make_config(None, tmp_path / "a.yaml").envs_per_agent == 3
+    assert make_config(None, tmp_path / "b.toml", lr=None).lr == 0.002
+    assert make_config(None, tmp_path / "b.toml", lr=0.1).lr == 0.1  # flags override the file
+
+
+def test_env_ids():
+    assert resolve_env("PongNoFrameskip-v4").name == "pong"
+    assert resolve_env("ALE/Breakout-v5").name == "breakout"
+    assert resolve_env("SpaceInvadersNoFrameskip-v4").name == "space_invaders"
+    assert resolve_env("CartPole-v1").kind == "gym"
+    with pytest.raises(ValueError, match=r"unknown environment 'CartPol-v1'; close matches: CartPole-v1"):
+        resolve_env("CartPol-v1")
+    with pytest.raises(ValueError, match=r"close matches:.*pong"):
+        resolve_env("Pongg")
+
+
+def test_identical_initialisation_from_the_run_seed():
+    _, a = make_model((4, 84, 84), 6, seed=7)
+    _, b = make_model((4, 84, 84), 6, seed=7)
+    _, c = make_model((4, 84, 84), 6, seed=8)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    model, flat = make_model((4,), 2, seed=0)
+    with torch.no_grad():
+        flat.zero_()  # parameters are views of the flat vector: one op mixes the whole network
+    assert all(float(p.detach().abs().sum()) == 0 for p in model.parameters())
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "galasim.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def test_cli_unknown_env_is_one_line(tmp_path):
+    proc = _cli("train", "--env", "Pong-v9x", "--out", str(tmp_path / "r"), "--frames", "100")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "unknown environment 'Pong-v9x'" in proc.stderr and "close matches" in proc.stderr
+
+
+def test_cli_corrupt_checkpoint_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(
+        '{"env": "CartPole-v1", "agents": 2, "envs_per_agent": 2, "frames": 1000, "out": "%s"}' % run)
+    (run / "checkpoints" / "learner0.pt").write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    for args in (("train", "--out", str(run), "--resume"), ("evaluate", str(run), "--episodes", "1")):
+        proc = _cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert "learner0.pt' is corrupt or not a galasim checkpoint" in proc.stderr
+
+
+def test_cli_help_lists_train_and_evaluate():
+    out = _cli("--help").stdout
+    assert "train" in out and "evaluate" in out
+    assert "--resume" in _cli("train", "--help").stdout
+
+
+def test_sweep_does_not_import_torch():
+    code = "import galasim.cli, galasim.rl, galasim.gossip, sys; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cuda_request_without_gpu_is_clear():
+    from galasim.rl.learner import resolve_device
+
+    with pytest.raises(ValueError, match="device 'cuda' requested but torch sees no CUDA device"):
+        resolve_device("cuda")
+
+
+def test_bench_train_quick_table():
+    from galasim.bench_train import bench_train
+
+    table = bench_train(quick=True, repeats=1, env="CartPole-v1", total_envs=4, frames=800)
+    assert list(table["config"]) == ["A2C 1x4", "GALA 2x2", "GALA 4x1", "SB3 A2C 1x4"]
+    table = table.iloc[:3]  # the SB3 row is NaN unless the optional stable-baselines3 is installed
+    assert (table["steps_per_s"] > 0).all() and table["ratio_vs_a2c"].iloc[0] == 1.0
+    shares = table[["share_env", "share_act", "share_update", "share_gossip"]].sum(axis=1)
+    assert ((shares - 1).abs() < 1e-9).all()
+    assert table["bound"].iloc[0] > 0
+
+
+@pytest.mark.parametrize("name", [
+    "galasim.gossip.transport", "galasim.gossip.shm", "galasim.gossip.buffer", "galasim.rl.config",
+    "galasim.rl.envs", "galasim.rl.model", "galasim.rl.buffer", "galasim.rl.train",
+])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_learning_curve_plot(tmp_path):
+    from galasim.rl.plots import episodes, plot_runs
+
+    logs = tmp_path / "run" / "logs"
+    logs.mkdir(parents=True)
+    for rank in range(2):
+        (logs / f"learner{rank}_episodes.csv").write_text(
+            "learner,frames,total_frames,time,return,length\n"
+            + "".join(f"{rank},{k * 10},{k * 20 + rank},0,{k + rank},5\n" for k in range(150)))
+    (logs / "network.csv").write_text("time,total_frames,running,distance,diameter,empirical,L,max_staleness\n"
+                                      "0,0,0,0,0,0,0,0\n1,100,2,0.5,1,0.5,3,1\n")
+    table = episodes(tmp_path / "run")
+    assert table["total_frames"].is_monotonic_increasing and len(table) == 300
+    assert table["mean100"].iloc[-1] == table["return"].tail(100).mean()
+    assert plot_runs({"r": tmp_path / "run"}, tmp_path / "c.png").stat().st_size > 1000
