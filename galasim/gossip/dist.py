@@ -56,10 +56,11 @@ def pair_prefix(a: int, b: int, inc_a: int, inc_b: int) -> str:
 class _Completion:
     """Whether a ``Work`` has completed, learnt by a daemon thread blocked in ``work.wait()``."""
 
-    def __init__(self, work):
-        self.work, self.error = work, None
+    def __init__(self, work, error: Exception | None = None):
+        self.work, self.error = work, error
         self.event = threading.Event()
-        threading.Thread(target=self._wait, daemon=True).start()
+        if work is not None:
+            threading.Thread(target=self._wait, daemon=True).start()
 
     def _wait(self) -> None:
         try:
@@ -91,10 +92,16 @@ class _Pair:
         self.me, self.other = me, 1 - me
 
     def isend(self, tensor: torch.Tensor, tag: int) -> _Completion:
-        return _Completion(self.pg.send([tensor], self.other, tag))
+        try:
+            return _Completion(self.pg.send([tensor], self.other, tag))
+        except RuntimeError as exc:  # the pair is broken (peer died): never completes; the
+            return _Completion(None, exc)  # heartbeat timeout removes the peer
 
     def irecv(self, tensor: torch.Tensor, tag: int) -> _Completion:
-        return _Completion(self.pg.recv([tensor], self.other, tag))
+        try:
+            return _Completion(self.pg.recv([tensor], self.other, tag))
+        except RuntimeError as exc:
+            return _Completion(None, exc)
 
 
 class DistTransport(Transport):
@@ -153,7 +160,8 @@ class DistTransport(Transport):
         # Per in-edge: (header buffer, header work, payload buffer, payload work or None).
         self.recv: dict[int, list] = {}
         if connect:
-            for peer in sorted(self.neighbours if peers is None else peers):
+            wanted = self.neighbours if peers is None else set(peers) & set(self.neighbours)
+            for peer in sorted(wanted):
                 self.connect(peer)
 
     # -- pair groups -----------------------------------------------------------------------------
