@@ -11,6 +11,8 @@ modes:
   async   one process per learner, shared-memory gossip (several learners may share one GPU)
   sim     one process; the event scheduler (--compute/--delays, the simulator's grammar) decides in
           virtual time which learner updates next: bit-reproducible from --seed
+  dist    one learner per torch.distributed rank (torchrun; gloo on CPU, NCCL on GPU); failed
+          learners are detected (--failure-timeout), bypassed, and rejoin when restarted (--rejoin)
   --algo a2c   the synchronous baseline: one learner over agents x envs-per-agent simulators
 
 run folder (--out): config.json, logs/learner{r}_{episodes,train}.csv (true scores: unclipped, all
@@ -22,6 +24,7 @@ examples:
   galasim train --env pong --preset gala-paper --frames 10M --out runs/pong_gala
   galasim train --env pong --algo a2c --agents 4 --envs-per-agent 16 --frames 10M --out runs/pong_a2c
   galasim train --out runs/pong_gala --resume
+  torchrun --nproc-per-node 4 -m galasim train --mode dist --env CartPole-v1 --frames 200k --out runs/dist
   galasim train --env CartPole-v1 --agents 4 --mode sim --compute stragglers:0.25,4 --delays 2 --out runs/sim
 """
 
@@ -43,7 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resend", action="store_true", default=None,
                    help="galasim's extension: re-send skipped writes while blocked (not the reference protocol)")
     p.add_argument("--frames", help="total emulator frames over all learners, e.g. 10M, 500k [10M]")
-    p.add_argument("--mode", choices=("async", "sim"), help="real asynchrony or the simulator's virtual time [async]")
+    p.add_argument("--mode", choices=("async", "sim", "dist"),
+                   help="real asynchrony, the simulator's virtual time, or torch.distributed ranks [async]")
+    p.add_argument("--failure-timeout", type=float,
+                   help="--mode dist: seconds without a heartbeat before a learner is declared dead [30]")
+    p.add_argument("--rejoin", action="store_true",
+                   help="--mode dist: this rank restarts after a failure: rejoin from its checkpoint and a neighbour")
     p.add_argument("--compute", help="--mode sim: compute-time model [exponential:1]")
     p.add_argument("--delays", help="--mode sim: message delay model [0]")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="[auto]")
@@ -69,13 +77,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from galasim.rl.config import make_config
-    from galasim.rl.train import train
 
     overrides = {
         "env": args.env, "algo": args.algo, "agents": args.agents, "envs_per_agent": args.envs_per_agent,
         "topology": args.topology, "peers": args.peers, "sync_freq": args.sync_freq, "resend": args.resend,
         "frames": args.frames, "mode": args.mode, "compute": args.compute, "delays": args.delays,
-        "device": args.device, "seed": args.seed, "lr": args.lr, "ent_coef": args.ent_coef,
+        "device": args.device, "failure_timeout": args.failure_timeout, "seed": args.seed, "lr": args.lr, "ent_coef": args.ent_coef,
         "n_steps": args.n_steps, "gae": args.gae, "lr_decay": args.lr_decay,
         "sticky_actions": args.sticky_actions, "stop_return": args.stop_return,
         "max_episode_frames": args.max_episode_frames, "out": args.out,
@@ -84,8 +91,31 @@ def run(args: argparse.Namespace) -> int:
         "progress": False if args.no_progress else None,
     }
     cfg = make_config(args.preset, args.config, **overrides)
+    if cfg.mode == "dist":
+        return _exit_dist(_report, cfg, args)
+    return _report(cfg, args)
+
+
+def _exit_dist(report, cfg, args) -> int:
+    """A dist rank leaves with os._exit: gloo waits still pending on peers that finished or died
+    sit in daemon threads, and a normal interpreter exit would abort on them."""
+    import os
+
     try:
-        result = train(cfg, resume=args.resume)
+        code = report(cfg, args)
+    except BaseException as exc:
+        print(f"galasim train: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _report(cfg, args) -> int:
+    from galasim.rl.train import train
+
+    try:
+        result = train(cfg, resume=args.resume or args.rejoin)
     except (RuntimeError, TimeoutError) as exc:  # a learner failed: its message is the diagnosis
         print(f"galasim train: error: {exc}", file=sys.stderr)
         return 1

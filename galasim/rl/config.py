@@ -14,7 +14,7 @@ from typing import Any
 
 from galasim.gossip.protocol import parse_sync_freq
 
-MODES = ("async", "sim")
+MODES = ("async", "sim", "dist")
 ALGOS = ("gala", "a2c")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -50,6 +50,9 @@ class TrainConfig:
     """galasim's extension (not the reference protocol): re-send skipped writes while blocked."""
     gossip_timeout: float = 600.0
     """Seconds a blocked learner waits for its in-peers before the run stops with a diagnosis."""
+    failure_timeout: float = 30.0
+    """``--mode dist``: seconds without a heartbeat after which a learner is declared dead, removed
+    from the graph with the repair rule, and no longer waited for."""
     frames: int = 10_000_000
     """Total emulator frames over all learners (agent steps times frameskip); each learner gets an
     equal share. ``--mode sim``: every learner completes its share, and faster learners keep going
@@ -130,7 +133,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        for name in ("lr", "rms_eps", "max_grad_norm", "gossip_timeout", "log_every"):
+        for name in ("lr", "rms_eps", "max_grad_norm", "gossip_timeout", "failure_timeout", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"{name} must be a number > 0, got {value!r}")

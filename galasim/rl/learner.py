@@ -100,8 +100,11 @@ class Learner:
         self.timing = {"env": 0.0, "act": 0.0, "update": 0.0, "gossip": 0.0}
 
     # -- one local update ----------------------------------------------------------------------------
-    def iterate(self, total_frames: int) -> UpdateStats:
-        """Collect a rollout and take one A2C step (``total_frames``: the run's budget, for lr decay)."""
+    def iterate(self, total_frames: int, reduce_grads: Any = None) -> UpdateStats:
+        """Collect a rollout and take one A2C step (``total_frames``: the run's budget, for lr decay).
+
+        ``reduce_grads(model)``, if given, runs between backward and clipping (``--mode dist --algo
+        a2c``: the all-reduce of gradients over the ranks)."""
         cfg, storage = self.cfg, self.storage
         storage.reset()
         for t in range(cfg.n_steps):
@@ -138,6 +141,8 @@ class Learner:
                 group["lr"] = cfg.lr * max(1.0 - self.frames / total_frames, 0.0)
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
+        if reduce_grads is not None:
+            reduce_grads(self.model)
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         self.before.copy_(self.params)
         self.optimizer.step()

@@ -82,6 +82,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
     cfg = config if config is not None else make_config(preset, config_file, **overrides)
     cfg.validate()
     run = Path(cfg.out)
+    if cfg.mode == "dist":  # this process is one rank (galasim.rl.dist_train)
+        return _train_dist(cfg, resume)
     if resume:
         cfg = _resume_config(run, cfg)
     elif (run / "checkpoints").exists() and any((run / "checkpoints").glob("learner*.pt")):
@@ -100,6 +102,25 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
         summary, params = _train_async(cfg, resume)
     atomic_write_text(run / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     return TrainResult(run, summary, params)
+
+
+def _train_dist(cfg: TrainConfig, resume: bool) -> TrainResult:
+    from galasim.rl.dist_train import dist_env, train_dist
+
+    env = dist_env()
+    run = Path(cfg.out)
+    if cfg.algo == "gala" and env["world"] < 2:
+        raise ValueError(f"GALA needs at least 2 ranks, got WORLD_SIZE={env['world']}; use --algo a2c for one")
+    # A restarted rank (rejoin) continues from its own checkpoint; otherwise one must not be overwritten.
+    if not resume and checkpoint.exists(run, env["rank"]):
+        raise ValueError(f"run folder {str(run)!r} already holds rank {env['rank']}'s checkpoint; pass "
+                         "--resume (or --rejoin for a restarted rank) or choose another --out")
+    cfg.agents = env["world"]  # one learner per rank
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "logs").mkdir(exist_ok=True)
+    atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    summary, params = train_dist(cfg, resume)
+    return TrainResult(run, summary, params[None, :])
 
 
 def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:

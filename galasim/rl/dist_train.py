@@ -1,0 +1,299 @@
+"""``--mode dist``: one learner per torch.distributed rank, on one machine or several.
+
+Launch with ``torchrun --nproc-per-node N -m galasim train --mode dist ...`` (or start each rank
+yourself with ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT`` set). The address
+defaults to 127.0.0.1: nothing listens beyond loopback unless the user names an address.
+
+* ``--algo gala``: the same :class:`~galasim.gossip.buffer.GossipBuffer` as ``--mode async``, over
+  :class:`~galasim.gossip.dist.DistTransport`, wrapped in
+  :class:`~galasim.gossip.failures.RepairedTransport`: a learner silent for ``--failure-timeout``
+  seconds is removed with the repair rule and the others go on; a restarted rank rejoins with its
+  lowest-numbered live in-neighbour's parameters (and its own checkpoint's optimizer and counters).
+* ``--algo a2c``: the synchronous baseline over the same ranks, ``all_reduce`` of gradients; a
+  failure stops it (synchronous all-reduce has no way around a dead member).
+
+The store: under torchrun its agent hosts it (``TORCHELASTIC_USE_AGENT_STORE``); with
+``GALASIM_EXTERNAL_STORE=1`` someone else does (tests, ``examples/fault_trials.py``); otherwise
+rank 0 hosts it, and then rank 0's death ends the run. Note that torchrun itself stops every
+worker when one fails (and restarts them all with ``--max-restarts``, which resume from their
+checkpoints): to keep the others running, start the ranks as separate processes.
+
+Each rank writes ``logs/learner{r}_*.csv``, ``checkpoints/learner{r}.pt`` and
+``summaries/rank{r}.json``; the lowest live rank writes ``logs/network.csv`` (consensus distance of
+the ranks' published parameters) and every rank, on exit, merges the parts into ``summary.json``.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from galasim.atomic import atomic_write_text
+from galasim.rl.config import TrainConfig
+
+STORE_TIMEOUT = 120.0
+
+
+def dist_env() -> dict[str, Any]:
+    """Rank, world size and rendezvous address from the environment (torchrun's variables)."""
+    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise ValueError(f"--mode dist needs {', '.join(missing)} in the environment: launch with "
+                         "torchrun --nproc-per-node N -m galasim train --mode dist ...")
+    env = {"rank": int(os.environ["RANK"]), "world": int(os.environ["WORLD_SIZE"]),
+           "addr": os.environ.get("MASTER_ADDR", "127.0.0.1"), "port": int(os.environ["MASTER_PORT"])}
+    env["external_store"] = (os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+                             or os.environ.get("GALASIM_EXTERNAL_STORE") == "1")
+    # Under torchrun --max-restarts every restart of the whole group gets fresh keys.
+    env["prefix"] = f"galasim-run/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+    if not 0 <= env["rank"] < env["world"]:
+        raise ValueError(f"RANK must be in [0, WORLD_SIZE={env['world']}), got {env['rank']}")
+    return env
+
+
+def connect_store(env: dict[str, Any]):
+    import torch.distributed as dist
+
+    store = dist.TCPStore(env["addr"], env["port"], env["world"],
+                          is_master=env["rank"] == 0 and not env["external_store"],
+                          wait_for_workers=False, timeout=datetime.timedelta(seconds=STORE_TIMEOUT))
+    return dist.PrefixStore(env["prefix"], store)
+
+
+def train_dist(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.ndarray]:
+    """This rank's part of a ``--mode dist`` run; returns the merged summary and own parameters."""
+    env = dist_env()
+    run = Path(cfg.out)
+    (run / "summaries").mkdir(parents=True, exist_ok=True)
+    store = connect_store(env)
+    try:
+        part, params = _rank_loop(cfg, env, store)
+    except BaseException as exc:
+        part = {"rank": env["rank"], "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()}
+        _write_part(run, env["rank"], part)
+        raise
+    _write_part(run, env["rank"], part)
+    return merge_summaries(run, cfg), params
+
+
+def _write_part(run: Path, rank: int, part: dict[str, Any]) -> None:
+    atomic_write_text(run / "summaries" / f"rank{rank}.json", json.dumps(part, indent=2, default=str) + "\n")
+
+
+def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, Any], np.ndarray]:
+    from galasim.gossip.buffer import GossipBuffer
+    from galasim.gossip.dist import DistTransport
+    from galasim.gossip.failures import Membership, RepairedTransport
+    from galasim.rl import checkpoint
+    from galasim.rl.learner import EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, drain_episodes, resolve_device, train_row
+    from galasim.rl.logger import Logger
+    from galasim.rl.train import _graph
+
+    rank, world = env["rank"], env["world"]
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    out = Path(cfg.out)
+    learner = Learner(cfg, rank, device, cfg.envs_per_agent)
+    state = checkpoint.load_learner(out, rank) if checkpoint.exists(out, rank) else None
+    if state is not None:
+        learner.load_state_dict(state["learner"])
+    logger = Logger(out / "logs", f"learner{rank}", EPISODE_COLUMNS, TRAIN_COLUMNS,
+                    rows=state["rows"] if state else None, tensorboard=cfg.tensorboard,
+                    purge_step=learner.frames if state else None)
+
+    membership = Membership(store, rank, world, cfg.failure_timeout)
+    inc = membership.wait_for_all(STORE_TIMEOUT)
+    gossip = transport = reduce = None
+    if cfg.algo == "gala":
+        graph = _graph(cfg)
+        alive = [r for r in range(world) if r not in membership.dead and r not in membership.done]
+        peers = None if not membership.restarted else alive
+        inner = DistTransport(list(graph.edges), rank, learner.params.numel(), store, inc, device=device,
+                              timeout=STORE_TIMEOUT, peers=peers)
+        transport = RepairedTransport(inner, list(graph.edges), membership)
+        transport.bind(learner.params)
+        gossip = GossipBuffer(rank, transport, cfg.sync_freq, resend=cfg.resend, timeout=cfg.gossip_timeout)
+        if state is not None and state.get("gossip") is not None:
+            gossip.stats.max_staleness = int(state["gossip"]["max_staleness"])
+        if membership.restarted:
+            source = transport.rejoin(learner.params, timeout=STORE_TIMEOUT)
+            transport.write_new_edges()
+            print(f"rank {rank}: rejoined (incarnation {membership.incarnation}) with the parameters of "
+                  f"{'rank ' + str(source) if source is not None else 'its own checkpoint (no live in-neighbour)'}",
+                  flush=True)
+    else:
+        reduce = _all_reduce_grads(store, rank, world)
+
+    budget = cfg.frames // world
+    checkpoint_every = max(cfg.checkpoint_every // world, learner.frames_per_update)
+    next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
+    start = time.perf_counter()
+    last_log, frames_at_log, next_publish = start, learner.frames, start
+    stats = None
+    while learner.frames < budget and not learner.solved():
+        if reduce is not None:
+            stats = learner.iterate(budget, reduce_grads=reduce)
+        else:
+            stats = learner.iterate(budget)
+            tick = time.perf_counter()
+            transport.poll()                 # heartbeat; repair around peers detected dead
+            gossip.step(learner.params)      # GALA: send, then receive (may block, never forever)
+            learner.timing["gossip"] += time.perf_counter() - tick
+        now = time.perf_counter()
+        store.set(f"frames/{rank}", str(learner.frames))
+        drain_episodes(learner, logger, learner.frames, now - start)
+        if now >= next_publish:  # the epsilon-ball monitor reads these (raw float32, no pickle)
+            store.set(f"params/{rank}", learner.params.detach().float().cpu().numpy().tobytes())
+            next_publish = now + cfg.log_every
+        if now - last_log >= cfg.log_every:
+            fps = (learner.frames - frames_at_log) / (now - last_log)
+            logger.train(train_row(learner, stats, gossip.stats if gossip else None, learner.frames,
+                                   now - start, fps), learner.frames, TB_KEYS)
+            last_log, frames_at_log = now, learner.frames
+        if learner.frames >= next_checkpoint:
+            checkpoint.save_learner(out, rank, learner, logger, gossip)
+            next_checkpoint += checkpoint_every
+    wall = time.perf_counter() - start
+    store.set(f"params/{rank}", learner.params.detach().float().cpu().numpy().tobytes())
+    if stats is not None:
+        logger.train(train_row(learner, stats, gossip.stats if gossip else None, learner.frames, wall,
+                               (learner.frames - frames_at_log) / max(time.perf_counter() - last_log, 1e-9)),
+                     learner.frames, TB_KEYS)
+    checkpoint.save_learner(out, rank, learner, logger, gossip)
+    logger.close()
+    if transport is not None:
+        transport.leave(rank)
+        transport.write_new_edges = lambda: None
+    part = {
+        "rank": rank, "incarnation": membership.incarnation, "frames": learner.frames,
+        "wall_seconds": wall, "fps": (learner.frames - (state["learner"]["frames"] if state else 0)) / wall,
+        "L": learner.L, "max_staleness": gossip.stats.max_staleness if gossip else 0,
+        "messages_sent": gossip.stats.messages_sent if gossip else 0, "mixes": gossip.stats.mixes if gossip else 0,
+        "events": membership.events, "end_time": membership.now(),
+        "network": _network_snapshot(store, world, learner.params.numel()),
+    }
+    learner.close()
+    return part, learner.params.detach().float().cpu().numpy()
+
+
+def _network_snapshot(store, world: int, dim: int) -> dict[str, float]:
+    """Consensus distance and diameter of the latest published parameters of every rank."""
+    from galasim.rl.train import consensus
+
+    rows = []
+    for r in range(world):
+        if store.check([f"params/{r}"]):
+            data = store.get(f"params/{r}")
+            if len(data) == 4 * dim:
+                rows.append(np.frombuffer(data, dtype=np.float32))
+    if len(rows) < 2:
+        return {"distance": 0.0, "diameter": 0.0, "ranks": len(rows)}
+    distance, diameter = consensus(torch.tensor(np.stack(rows)))
+    return {"distance": distance, "diameter": diameter, "ranks": len(rows)}
+
+
+def _all_reduce_grads(store, rank: int, world: int):
+    """The A2C baseline's synchronous step: average the flat gradient over all ranks."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", store=dist.PrefixStore("a2c/", store), rank=rank, world_size=world)
+
+    def reduce(model: torch.nn.Module) -> None:
+        grads = [p.grad for p in model.parameters()]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+    return reduce
+
+
+def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """Merge ``summaries/rank*.json`` into one summary (every rank calls it; the last one wins)."""
+    from galasim.gossip.failures import interruptions
+    from galasim.rl.train import _summary
+
+    parts = []
+    for f in sorted((run / "summaries").glob("rank*.json")):
+        try:
+            parts.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    done = [p for p in parts if "error" not in p]
+    events = sorted((e for p in done for e in p.get("events", [])), key=lambda e: e["time"])
+    end = max((p.get("end_time", 0.0) for p in done), default=0.0)
+    lines, down = interruptions(events, end)
+    frames = sum(p["frames"] for p in done)
+    wall = max((p["wall_seconds"] for p in done), default=0.0)
+    summary = _summary(cfg, run, wall, frames, frames)
+    network = max((p["network"] for p in done), key=lambda n: n["ranks"], default={"distance": 0.0})
+    # Deduplicate: several ranks observe the same death; keep the first report of each.
+    seen, log = set(), []
+    for e in events:
+        key = (e["event"], e["agent"], round(e["time"], 0)) if e["event"] != "repair" else None
+        if e["event"] == "repair" or key in seen:
+            continue
+        seen.add(key)
+        log.append(f"t={e['time']:.3g} s agent {e['agent']} {e['event']} (seen by rank {e['by']}"
+                   + (f": {e['reason']}" if e.get("reason") else "")
+                   + (f", copied rank {e['source']}" if "source" in e else "") + ")")
+    summary.update({
+        "learners": max(len(parts), 1), "ranks_finished": sorted(p["rank"] for p in done),
+        "ranks_failed": {p["rank"]: p["error"] for p in parts if "error" in p},
+        "fps": sum(p["fps"] for p in done),
+        "empirical": network.get("distance", 0.0), "final_distance": network.get("distance", 0.0),
+        "L": max((p["L"] for p in done), default=0.0),
+        "max_staleness": max((p["max_staleness"] for p in done), default=0),
+        "faults_log": log, "assumptions_interrupted": lines, "interrupted_time": down,
+        "bound_holds": None,
+        "bound_note": ("not claimed: staleness of a real asynchronous run is counted in each receiver's "
+                       "own iterations, and the parameters are published at different times"
+                       + ("; a failure interrupted the assumptions (see assumptions_interrupted)" if lines else "")),
+    })
+    atomic_write_text(run / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for tests and local launches)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def host_store(port: int, world: int):
+    """Host the run's TCPStore on 127.0.0.1 in this process, so that any rank may die."""
+    import torch.distributed as dist
+
+    return dist.TCPStore("127.0.0.1", port, world, is_master=True, wait_for_workers=False,
+                         timeout=datetime.timedelta(seconds=STORE_TIMEOUT))
+
+
+def spawn_rank(rank: int, world: int, port: int, argv: list[str], log: str | Path | None = None,
+               extra_env: dict[str, str] | None = None):
+    """Start ``python -m galasim train --mode dist ARGV`` as rank ``rank`` (a separate process, so
+    that killing it leaves the others running, unlike under torchrun). Returns the ``Popen``."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GALASIM_EXTERNAL_STORE="1",
+               OMP_NUM_THREADS="1", **(extra_env or {}))
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "galasim", "train", "--mode", "dist", *argv],
+                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,0 +1,205 @@
+"""--mode dist: the torch.distributed transport (gloo on 127.0.0.1) and failed learners.
+
+Every rank is a separate process with a bounded join; leftovers are killed. The store is hosted by
+the test process, so that any rank may die (as examples/fault_trials.py does).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from galasim.gossip.failures import interruptions
+from galasim.rl.dist_train import free_port, host_store, spawn_rank
+
+JOIN = 120  # seconds: a bound on every process join, never a timing assertion
+
+
+def _store(port, world=3):
+    import torch.distributed as dist
+
+    return dist.TCPStore("127.0.0.1", port, world, is_master=False, timeout=datetime.timedelta(seconds=30))
+
+
+def _semantics(rank, port, dim, queue):
+    """Rank 0 writes to rank 1 (and back) through DistTransport; rank 1 checks the slot states."""
+    from galasim.gossip.dist import DistTransport, MalformedMessage
+
+    try:
+        t = DistTransport([(0, 1), (1, 0)], rank, dim[rank], _store(port, 2), {0: 1, 1: 1}, timeout=30)
+        out, inn = t.out_edges(rank)[0], t.in_edges(rank)[0]
+        log = []
+        if rank == 0:
+            assert t.free(out)
+            t.write(out, torch.tensor([1.0, 2.0, 3.0]))
+            log.append(("free after write", t.free(out)))
+            with pytest.raises(RuntimeError):
+                t.write(out, torch.zeros(3))  # an unread message is never overwritten
+            start = time.monotonic()
+            while not t.free(out) and time.monotonic() - start < 20:  # freed by rank 1's read
+                time.sleep(0.01)
+            log.append(("free after read", t.free(out)))
+            t.write(out, torch.tensor([10.0, 10.0, 10.0]))
+        else:
+            x = torch.zeros(dim[rank])
+            try:
+                start = time.monotonic()
+                while not t.fresh(inn) and time.monotonic() - start < 60:
+                    time.sleep(0.01)
+                t.accumulate(inn, x)
+                log.append(("read", x.tolist()))
+                log.append(("fresh after read", t.fresh(inn)))
+            except MalformedMessage as exc:
+                log.append(("malformed", str(exc)))
+        queue.put((rank, log))
+        time.sleep(1.0)  # let the last acknowledgement leave before exiting
+    except BaseException as exc:
+        queue.put((rank, [("error", repr(exc))]))
+    queue.close()
+    queue.join_thread()  # os._exit would otherwise lose what the queue's feeder has not sent
+    os._exit(0)
+
+
+def _run_pair(dim):
+    port = free_port()
+    store = host_store(port, 2)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_semantics, args=(r, port, dim, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        logs = dict(queue.get(timeout=JOIN) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+        del store
+    return logs
+
+
+def test_dist_transport_has_the_slot_semantics_of_shared_memory():
+    logs = _run_pair({0: 3, 1: 3})
+    assert logs[0] == [("free after write", False), ("free after read", True)]
+    assert logs[1] == [("read", [1.0, 2.0, 3.0]), ("fresh after read", False)]
+
+
+def test_malformed_tensor_is_reported_by_rank():
+    logs = _run_pair({0: 3, 1: 5})  # rank 0 sends 3 values, rank 1 expects 5
+    kind, message = logs[1][0]
+    assert kind == "malformed"
+    assert "rank 0 sent a message of 3 float32 values on edge 0->1" in message and "expects 5" in message
+
+
+def _train_args(out, frames, extra=()):
+    return ["--env", "CartPole-v1", "--envs-per-agent", "2", "--frames", str(frames), "--out", str(out),
+            "--no-tensorboard", "--no-progress", "--device", "cpu", "--sync-freq", "2", "--resend",
+            "--failure-timeout", "3", "--checkpoint-every", "3000", *extra]
+
+
+class Ranks:
+    """Rank processes started like torchrun's, but each on its own (killing one spares the rest)."""
+
+    def __init__(self, tmp_path, world):
+        self.port, self.world, self.tmp = free_port(), world, tmp_path
+        self.store = host_store(self.port, world)
+        self.procs = {}
+
+    def start(self, rank, args):
+        self.procs[rank] = spawn_rank(rank, self.world, self.port, args, self.tmp / f"rank{rank}.log")
+        return self.procs[rank]
+
+    def wait(self, rank):
+        return self.procs[rank].wait(timeout=JOIN)
+
+    def log(self, rank):
+        return (self.tmp / f"rank{rank}.log").read_text(errors="replace")
+
+    def close(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+
+
+@pytest.fixture
+def ranks(tmp_path):
+    made = []
+
+    def make(world):
+        made.append(Ranks(tmp_path, world))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
+    r = ranks(3)
+    out = tmp_path / "run"
+    for k in range(3):
+        r.start(k, _train_args(out, 6000))
+    assert [r.wait(k) for k in range(3)] == [0, 0, 0], r.log(0)[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "dist" and summary["ranks_finished"] == [0, 1, 2]
+    assert summary["frames"] >= 6000 and summary["faults_log"] == []
+    assert summary["episodes_in_mean"] > 0
+    for k in range(3):  # per-rank checkpoints load with weights_only=True
+        from galasim.rl import checkpoint
+
+        assert checkpoint.load_learner(out, k)["learner"]["frames"] >= 2000
+
+
+def _wait_for(pred, timeout=JOIN):
+    start = time.monotonic()
+    while not pred():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("condition not reached")
+        time.sleep(0.2)
+
+
+def test_killed_rank_is_detected_and_the_others_finish_then_a_restart_rejoins(ranks, tmp_path):
+    r = ranks(3)
+    out = tmp_path / "run"
+    frames = 150_000  # long enough that the survivors are still running when rank 1 restarts
+    for k in range(3):
+        r.start(k, _train_args(out, frames))
+    _wait_for(lambda: (out / "checkpoints" / "learner1.pt").exists())  # rank 1 is training
+    os.killpg(r.procs[1].pid, signal.SIGKILL)
+    r.procs[1].wait(10)
+    # Restart the same rank: it takes a new incarnation and rejoins from rank 0's parameters.
+    r.start(1, _train_args(out, frames, ["--rejoin"]))
+    assert [r.wait(k) for k in range(3)] == [0, 0, 0], r.log(1)[-2000:]
+    assert "rejoined (incarnation 2) with the parameters of rank 0" in r.log(1)
+    summary = json.loads((out / "summary.json").read_text())
+    log = " | ".join(summary["faults_log"])
+    assert "agent 1 dead" in log and "agent 1 rejoin" in log
+    assert summary["assumptions_interrupted"] and summary["interrupted_time"] >= 0
+
+
+def test_killed_rank_without_restart_is_bypassed(ranks, tmp_path):
+    r = ranks(3)
+    out = tmp_path / "run"
+    for k in range(3):
+        r.start(k, _train_args(out, 24_000))
+    _wait_for(lambda: (out / "checkpoints" / "learner2.pt").exists())
+    os.killpg(r.procs[2].pid, signal.SIGKILL)
+    assert r.wait(0) == 0 and r.wait(1) == 0, r.log(0)[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ranks_finished"] == [0, 1]
+    assert any("agent 2 dead" in line and "no heartbeat" in line for line in summary["faults_log"])
+    assert "agent 2 down" in summary["assumptions_interrupted"][0]
+
+
+def test_interruptions_closed_form():
+    ev = [{"time": 1.0, "event": "dead", "agent": 0}, {"time": 2.0, "event": "dead", "agent": 1},
+          {"time": 4.0, "event": "rejoin", "agent": 0}]
+    lines, total = interruptions(ev, 10.0)
+    assert total == 9.0 and len(lines) == 2  # union of [1, 4] and [2, 10]
