@@ -93,8 +93,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     from galasim.gossip.dist import DistTransport
     from galasim.gossip.failures import Membership, RepairedTransport
     from galasim.rl import checkpoint
-    from galasim.rl.learner import EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, drain_episodes, resolve_device, train_row
-    from galasim.rl.logger import Logger
+    from galasim.rl.learner import TB_KEYS, drain_episodes, resolve_device, restore_learner, train_row
     from galasim.rl.train import _graph
 
     rank, world = env["rank"], env["world"]
@@ -103,13 +102,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     out = Path(cfg.out)
-    learner = Learner(cfg, rank, device, cfg.envs_per_agent)
-    state = checkpoint.load_learner(out, rank) if checkpoint.exists(out, rank) else None
-    if state is not None:
-        learner.load_state_dict(state["learner"])
-    logger = Logger(out / "logs", f"learner{rank}", EPISODE_COLUMNS, TRAIN_COLUMNS,
-                    rows=state["rows"] if state else None, tensorboard=cfg.tensorboard,
-                    purge_step=learner.frames if state else None)
+    learner, logger, state = restore_learner(cfg, rank, device, cfg.envs_per_agent)
 
     membership = Membership(store, rank, world, cfg.failure_timeout)
     inc = membership.wait_for_all(STORE_TIMEOUT)

@@ -9,7 +9,6 @@ process: the loop reads top to bottom, CleanRL style::
 """
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from collections import deque
@@ -239,21 +238,34 @@ def run_learner(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, t
             transport.leave(rank)  # peers stop waiting for a learner that is gone
 
 
-def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, torch.Tensor]) -> None:
-    from galasim.gossip.buffer import GossipBuffer
+def restore_learner(cfg: TrainConfig, rank: int, device: torch.device, num_envs: int):
+    """Learner ``rank``, its logger and its checkpoint state (None on a fresh start).
+
+    On a resume the learner continues from its checkpoint and the logger cuts its CSV files back to
+    the rows that checkpoint had seen, so that no row is duplicated or lost.
+    """
     from galasim.rl import checkpoint
     from galasim.rl.logger import Logger
 
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    learner = Learner(cfg, rank, device, cfg.envs_per_learner)
     out = Path(cfg.out)
+    learner = Learner(cfg, rank, device, num_envs)
     state = checkpoint.load_learner(out, rank) if checkpoint.exists(out, rank) else None
     if state is not None:
         learner.load_state_dict(state["learner"])
     logger = Logger(out / "logs", f"learner{rank}", EPISODE_COLUMNS, TRAIN_COLUMNS,
                     rows=state["rows"] if state else None, tensorboard=cfg.tensorboard,
                     purge_step=learner.frames if state else None)
+    return learner, logger, state
+
+
+def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, torch.Tensor]) -> None:
+    from galasim.gossip.buffer import GossipBuffer
+    from galasim.rl import checkpoint
+
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    learner, logger, state = restore_learner(cfg, rank, device, cfg.envs_per_learner)
     gossip = None
     if transport is not None:
         gossip = GossipBuffer(rank, transport, cfg.sync_freq, resend=cfg.resend, timeout=cfg.gossip_timeout)
