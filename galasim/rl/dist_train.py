@@ -158,7 +158,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
             next_checkpoint += checkpoint_every
     wall = time.perf_counter() - start
     store.set(f"params/{rank}", learner.params.detach().float().cpu().numpy().tobytes())
-    if stats is not None:
+    if stats is not None and learner.frames > frames_at_log:  # the last update, unless just logged
         logger.train(train_row(learner, stats, gossip.stats if gossip else None, learner.frames, wall,
                                (learner.frames - frames_at_log) / max(time.perf_counter() - last_log, 1e-9)),
                      learner.frames, TB_KEYS)

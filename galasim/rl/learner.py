@@ -301,7 +301,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
             checkpoint.save_learner(out, rank, learner, logger, gossip)
             next_checkpoint += checkpoint_every
 
-    if stats is not None:
+    if stats is not None and learner.frames > frames_at_log:  # the last update, unless just logged
         now = time.perf_counter()
         fps = (learner.frames - frames_at_log) / max(now - last_log, 1e-9)
         total = int(shared["frames"].sum())
