@@ -30,6 +30,7 @@ test: install
 # producing a number. Run from build/debug so that its copy of galasim is the one imported.
 DEBUG_DIR := build/debug
 test-debug: install
+	$(BIN)/python -m pip install -q "Cython>=3"  # a build requirement, absent from the venv
 	rm -rf $(DEBUG_DIR) && mkdir -p $(DEBUG_DIR) && cp -r galasim $(DEBUG_DIR)/
 	GALASIM_CYTHON_DEBUG=1 $(BIN)/python setup.py -q build_ext --build-lib $(DEBUG_DIR) \
 		--build-temp $(DEBUG_DIR)/tmp --force
