@@ -25,10 +25,12 @@ the ranks' published parameters) and every rank, on exit, merges the parts into 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +80,25 @@ def train_dist(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.ndarr
     except BaseException as exc:
         part = {"rank": env["rank"], "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
-        _write_part(run, env["rank"], part)
+        with _summaries_lock(run):
+            _write_part(run, env["rank"], part)
         raise
-    _write_part(run, env["rank"], part)
-    return merge_summaries(run, cfg), params
+    # One rank at a time writes its part and merges: two ranks finishing together would otherwise each
+    # merge without the other's part, and the later writer's summary would miss a finished rank.
+    with _summaries_lock(run):
+        _write_part(run, env["rank"], part)
+        return merge_summaries(run, cfg), params
+
+
+@contextmanager
+def _summaries_lock(run: Path):
+    """Exclusive lock on ``summaries/.lock`` (released by the OS if this rank dies holding it)."""
+    fd = os.open(run / "summaries" / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_part(run: Path, rank: int, part: dict[str, Any]) -> None:
@@ -215,7 +232,7 @@ def _all_reduce_grads(store, rank: int, world: int):
 
 
 def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
-    """Merge ``summaries/rank*.json`` into one summary (every rank calls it; the last one wins)."""
+    """Merge ``summaries/rank*.json`` into one summary (every rank calls it, under the summaries lock)."""
     from galasim.gossip.failures import interruptions
     from galasim.rl.train import _summary
 

@@ -242,7 +242,7 @@ def restore_learner(cfg: TrainConfig, rank: int, device: torch.device, num_envs:
     """Learner ``rank``, its logger and its checkpoint state (None on a fresh start).
 
     On a resume the learner continues from its checkpoint and the logger cuts its CSV files back to
-    the rows that checkpoint had seen, so that no row is duplicated or lost.
+    the rows that checkpoint had seen (to none without a checkpoint), so that no row is duplicated or lost.
     """
     from galasim.rl import checkpoint
     from galasim.rl.logger import Logger
@@ -252,9 +252,10 @@ def restore_learner(cfg: TrainConfig, rank: int, device: torch.device, num_envs:
     state = checkpoint.load_learner(out, rank) if checkpoint.exists(out, rank) else None
     if state is not None:
         learner.load_state_dict(state["learner"])
+    # Without a checkpoint the learner starts over, so rows an interrupted attempt logged are cut too.
     logger = Logger(out / "logs", f"learner{rank}", EPISODE_COLUMNS, TRAIN_COLUMNS,
-                    rows=state["rows"] if state else None, tensorboard=cfg.tensorboard,
-                    purge_step=learner.frames if state else None)
+                    rows=state["rows"] if state else {"episodes": 0, "train": 0}, tensorboard=cfg.tensorboard,
+                    purge_step=learner.frames if state else 0)
     return learner, logger, state
 
 
