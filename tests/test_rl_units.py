@@ -165,3 +165,13 @@ def test_learning_curve_plot(tmp_path):
     assert table["total_frames"].is_monotonic_increasing and len(table) == 300
     assert table["mean100"].iloc[-1] == table["return"].tail(100).mean()
     assert plot_runs({"r": tmp_path / "run"}, tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_bench_dist_quick_table():
+    from galasim.bench_dist import bench_dist
+
+    table = bench_dist(quick=True, repeats=1).set_index("measure")
+    assert list(table.index) == ["async GALA 2x8", "dist GALA 2x8", "gloo exchange (loopback)"]
+    assert (table["frames_per_s"].iloc[:2] > 0).all() and table["ratio_vs_async"].iloc[0] == 1.0
+    assert 0 < table.loc["gloo exchange (loopback)", "seconds"] < 60
+    assert table.loc["gloo exchange (loopback)", "megabytes"] == 4 * 1000 / 1e6

@@ -1,4 +1,4 @@
-"""``galasim bench {sim,mixing,sweep}``: measure, print a table, optionally save it."""
+"""``galasim bench {sim,mixing,sweep,train,dist}``: measure, print a table, optionally save it."""
 from __future__ import annotations
 
 import argparse
@@ -26,15 +26,16 @@ def _machine() -> str:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="benchmark the scheduler, the mixing analyses or sweep scaling",
+        help="benchmark the scheduler, the mixing analyses, sweep scaling or training",
         description="Measure galasim's hot paths against their baselines, in one run, and print "
         "the medians of several repeats (record them in docs/benchmarks.md).",
         epilog=EXIT_STATUS,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("target", choices=("sim", "mixing", "sweep", "train"),
+    parser.add_argument("target", choices=("sim", "mixing", "sweep", "train", "dist"),
                         help="sim: Cython scheduler vs reference; mixing: slem; sweep: 1 vs all cores; "
-                        "train: A2C 1x16 vs GALA 2x8 and 4x4 (Pong)")
+                        "train: A2C 1x16 vs GALA 2x8 and 4x4 (Pong); dist: --mode dist vs async "
+                        "(GALA 2x8, Pong) and gloo's exchange time for 1.7M parameters")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (figures meaningless)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per measurement (the median is reported)")
     parser.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
@@ -58,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         from galasim.bench_train import bench_train
 
         table = bench_train(quick=args.quick, repeats=args.repeats)
+    elif args.target == "dist":
+        from galasim.bench_dist import bench_dist
+
+        table = bench_dist(quick=args.quick, repeats=args.repeats)
     else:
         from galasim.sweep.runner import bench_sweep_scaling
 
