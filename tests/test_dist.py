@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -152,6 +153,9 @@ def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
     assert summary["mode"] == "dist" and summary["ranks_finished"] == [0, 1, 2]
     assert summary["frames"] >= 6000 and summary["faults_log"] == []
     assert summary["episodes_in_mean"] > 0
+    network = pd.read_csv(out / "logs" / "network.csv")  # the epsilon-ball over time, by the lowest rank
+    assert len(network) >= 1 and network["total_frames"].is_monotonic_increasing
+    assert summary["empirical"] == pytest.approx(max(network["distance"].max(), summary["final_distance"]))
     for k in range(3):  # per-rank checkpoints load with weights_only=True
         from galasim.rl import checkpoint
 

@@ -19,8 +19,9 @@ worker when one fails (and restarts them all with ``--max-restarts``, which resu
 checkpoints): to keep the others running, start the ranks as separate processes.
 
 Each rank writes ``logs/learner{r}_*.csv``, ``checkpoints/learner{r}.pt`` and
-``summaries/rank{r}.json``; the lowest live rank writes ``logs/network.csv`` (consensus distance of
-the ranks' published parameters) and every rank, on exit, merges the parts into ``summary.json``.
+``summaries/rank{r}.json``; the lowest live, unfinished rank writes ``logs/network.csv`` (consensus
+distance of the live ranks' published parameters, every ``log_every`` seconds) and every rank, on
+exit, merges the parts into ``summary.json``.
 """
 from __future__ import annotations
 
@@ -144,6 +145,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     else:
         reduce = _all_reduce_grads(store, rank, world)
 
+    monitor = _NetworkMonitor(out, store, rank, world, learner.params.numel(), resumed=state is not None)
     budget = cfg.frames // world
     checkpoint_every = max(cfg.checkpoint_every // world, learner.frames_per_update)
     next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
@@ -160,10 +162,12 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
             gossip.step(learner.params)      # GALA: send, then receive (may block, never forever)
             learner.timing["gossip"] += time.perf_counter() - tick
         now = time.perf_counter()
-        store.set(f"frames/{rank}", str(learner.frames))
         drain_episodes(learner, logger, learner.frames, now - start)
-        if now >= next_publish:  # the epsilon-ball monitor reads these (raw float32, no pickle)
+        if now >= next_publish:  # the epsilon-ball monitor reads these (raw float32 and JSON, no pickle)
             store.set(f"params/{rank}", learner.params.detach().float().cpu().numpy().tobytes())
+            store.set(f"stats/{rank}", json.dumps({"frames": learner.frames, "L": learner.L,
+                                                   "max_staleness": gossip.stats.max_staleness if gossip else 0}))
+            monitor.publish(membership)
             next_publish = now + cfg.log_every
         if now - last_log >= cfg.log_every:
             fps = (learner.frames - frames_at_log) / (now - last_log)
@@ -181,6 +185,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
                      learner.frames, TB_KEYS)
     checkpoint.save_learner(out, rank, learner, logger, gossip)
     logger.close()
+    monitor.close()
     if transport is not None:
         transport.leave(rank)
         transport.write_new_edges = lambda: None
@@ -190,18 +195,63 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
         "L": learner.L, "max_staleness": gossip.stats.max_staleness if gossip else 0,
         "messages_sent": gossip.stats.messages_sent if gossip else 0, "mixes": gossip.stats.mixes if gossip else 0,
         "events": membership.events, "end_time": membership.now(),
-        "network": _network_snapshot(store, world, learner.params.numel()),
+        "network": _network_snapshot(store, _live(membership), learner.params.numel()),
+        "empirical": monitor.empirical,
     }
     learner.close()
     return part, learner.params.detach().float().cpu().numpy()
 
 
-def _network_snapshot(store, world: int, dim: int) -> dict[str, float]:
-    """Consensus distance and diameter of the latest published parameters of every rank."""
+def _live(membership) -> list[int]:
+    """The ranks this rank believes alive (itself included); the finished ones too."""
+    return [r for r in range(membership.world) if r not in membership.dead]
+
+
+class _NetworkMonitor:
+    """``logs/network.csv`` of a dist run: the epsilon-ball over time, as ``--mode async`` logs it.
+
+    The lowest live, unfinished rank writes a row each time it publishes: consensus distance and
+    diameter of the live ranks' latest published parameters, their total frames, max L and
+    staleness. When it dies or finishes, the next one takes over (appending to its own run folder).
+    """
+
+    def __init__(self, run: Path, store, rank: int, world: int, dim: int, resumed: bool):
+        self.run, self.store, self.rank, self.world, self.dim = run, store, rank, world, dim
+        self.resumed = resumed
+        self.log = None
+        self.empirical = 0.0
+
+    def publish(self, membership) -> None:
+        from galasim.rl.logger import CsvLog
+        from galasim.rl.train import NETWORK_COLUMNS, _network_rows, _previous_empirical
+
+        running = [r for r in _live(membership) if r not in membership.done]
+        if running and running[0] != self.rank:
+            return
+        stats = [json.loads(self.store.get(f"stats/{r}")) for r in _live(membership)
+                 if self.store.check([f"stats/{r}"])]
+        total = sum(s["frames"] for s in stats)
+        if self.log is None:  # a resumed monitor drops the rows after the checkpoints' frames
+            keep = _network_rows(self.run, total) if self.resumed else None
+            self.log = CsvLog(self.run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=keep)
+            self.empirical = max(self.empirical, _previous_empirical(self.run))
+        net = _network_snapshot(self.store, _live(membership), self.dim)
+        self.empirical = max(self.empirical, net["distance"])
+        self.log.write({"time": membership.now(), "total_frames": total, "running": len(running),
+                        "distance": net["distance"], "diameter": net["diameter"], "empirical": self.empirical,
+                        "L": max(s["L"] for s in stats), "max_staleness": max(s["max_staleness"] for s in stats)})
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def _network_snapshot(store, ranks: list[int], dim: int) -> dict[str, float]:
+    """Consensus distance and diameter of the latest published parameters of ``ranks``."""
     from galasim.rl.train import consensus
 
     rows = []
-    for r in range(world):
+    for r in ranks:
         if store.check([f"params/{r}"]):
             data = store.get(f"params/{r}")
             if len(data) == 4 * dim:
@@ -264,7 +314,8 @@ def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
         "learners": max(len(parts), 1), "ranks_finished": sorted(p["rank"] for p in done),
         "ranks_failed": {p["rank"]: p["error"] for p in parts if "error" in p},
         "fps": sum(p["fps"] for p in done),
-        "empirical": network.get("distance", 0.0), "final_distance": network.get("distance", 0.0),
+        "empirical": max([network.get("distance", 0.0)] + [p.get("empirical", 0.0) for p in done]),
+        "final_distance": network.get("distance", 0.0),
         "L": max((p["L"] for p in done), default=0.0),
         "max_staleness": max((p["max_staleness"] for p in done), default=0),
         "faults_log": log, "assumptions_interrupted": lines, "interrupted_time": down,
