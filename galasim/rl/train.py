@@ -325,10 +325,13 @@ def _async_bounds(cfg: TrainConfig, graph, L: float, tau: int, empirical: float)
     }
 
 
-def _summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int) -> dict[str, Any]:
+def _summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int,
+             logs: int | None = None) -> dict[str, Any]:
+    """The common part of a summary; ``logs``: how many ``learner{r}_episodes.csv`` to read
+    (default: one per learner; ``--mode dist --algo a2c`` has one per rank)."""
     import pandas as pd
 
-    tables = [pd.read_csv(f) for r in range(cfg.learners)
+    tables = [pd.read_csv(f) for r in range(cfg.learners if logs is None else logs)
               if (f := run / "logs" / f"learner{r}_episodes.csv").exists()]
     episodes = pd.concat(tables) if tables else pd.DataFrame({"total_frames": [], "return": []})
     # The network's last 100 episodes, in the order they ended (total frames over all learners).
