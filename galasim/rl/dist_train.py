@@ -233,7 +233,7 @@ def _all_reduce_grads(store, rank: int, world: int):
 
 def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     """Merge ``summaries/rank*.json`` into one summary (every rank calls it, under the summaries lock)."""
-    from galasim.gossip.failures import interruptions
+    from galasim.gossip.failures import fault_log, interruptions
     from galasim.rl.train import _summary
 
     parts = []
@@ -250,16 +250,7 @@ def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     wall = max((p["wall_seconds"] for p in done), default=0.0)
     summary = _summary(cfg, run, wall, frames, frames, logs=cfg.agents)  # every rank's episodes
     network = max((p["network"] for p in done), key=lambda n: n["ranks"], default={"distance": 0.0})
-    # Deduplicate: several ranks observe the same death; keep the first report of each.
-    seen, log = set(), []
-    for e in events:
-        key = (e["event"], e["agent"], round(e["time"], 0)) if e["event"] != "repair" else None
-        if e["event"] == "repair" or key in seen:
-            continue
-        seen.add(key)
-        log.append(f"t={e['time']:.3g} s agent {e['agent']} {e['event']} (seen by rank {e['by']}"
-                   + (f": {e['reason']}" if e.get("reason") else "")
-                   + (f", copied rank {e['source']}" if "source" in e else "") + ")")
+    log = fault_log(events)  # several ranks observe the same death: the first report of each
     summary.update({
         "learners": max(len(parts), 1), "ranks_finished": sorted(p["rank"] for p in done),
         "ranks_failed": {p["rank"]: p["error"] for p in parts if "error" in p},
