@@ -91,11 +91,12 @@ def test_killed_learner_is_removed_and_the_others_finish(runs, tmp_path):
     assert "interrupted the assumptions" in summary["bound_note"]
 
 
-def test_hung_learner_is_detected_killed_restarted_and_rejoins(runs, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_failed_learner_is_restarted_rejoins_and_finishes(runs, tmp_path, sig):
     frames = 60_000
     run = runs(tmp_path / "run", frames, ["--restart-failed"])
     pid = run.learner_pid(1)
-    os.kill(pid, signal.SIGSTOP)  # hung: alive, silent; only its heartbeat can tell
+    os.kill(pid, sig)  # SIGSTOP: hung, alive and silent; only its heartbeat can tell
     code, summary = run.wait()
     assert code == 0, run.text()[-2000:]
     assert json.loads((run.out / "logs" / "pids.json").read_text())["1"] != pid  # a new process
@@ -103,8 +104,11 @@ def test_hung_learner_is_detected_killed_restarted_and_rejoins(runs, tmp_path):
     for k in range(3):  # the restarted learner finished its budget too, from its checkpoint
         assert checkpoint.load_learner(run.out, k)["learner"]["frames"] == frames // 3
     log = " | ".join(summary["faults_log"])
-    assert "agent 1 dead" in log and "no heartbeat" in log and "killed by the parent" in run.text()
-    assert "agent 1 rejoin" in log and "rejoined (incarnation 2)" in run.text()
+    assert "agent 1 dead" in log and "agent 1 rejoin" in log and "rejoined (incarnation 2)" in run.text()
+    if sig == signal.SIGSTOP:
+        assert "no heartbeat" in log and "killed by the parent" in run.text()
+    else:
+        assert "killed by signal SIGKILL" in log
     assert "agent 1 down (detected at" in summary["assumptions_interrupted"][0]
 
 
