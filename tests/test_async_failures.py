@@ -150,3 +150,35 @@ def test_observer_membership_detects_silence_declares_exits_and_sees_rejoins():
     restarted = Membership(store, 1, 2, 5.0, clock=clock)  # learner 1 restarts: incarnation 2
     assert restarted.restarted and parent.poll(force=True).rejoined == [1] and 1 not in parent.dead
     assert [e["event"] for e in parent.events] == ["dead", "dead", "rejoin"]
+
+
+def test_a_rejoined_learners_first_message_is_not_dropped():
+    """Shared memory cannot tell incarnations apart: a receiver that learns of a rejoin after the
+    restarted learner wrote must mix that message, not drop it (dropping it while the writer
+    waited for the ring's answer deadlocked all three learners)."""
+    import torch
+
+    from galasim.gossip.failures import RepairedTransport
+    from galasim.gossip.repair import possible_edges
+    from galasim.gossip.transport import InProcessTransport
+
+    ring = [(0, 1), (1, 2), (2, 0)]
+    store, now = _Store(), [0.0]
+
+    def clock():
+        now[0] += 1.0  # every poll is due
+        return now[0]
+    members = [Membership(store, r, 3, 100.0, clock=clock) for r in range(3)]
+    for m in members:
+        m.wait_for_all(1.0)
+    slots = InProcessTransport(possible_edges(ring, {0, 1, 2}), dim=1)
+    receiver = RepairedTransport(slots, ring, members[2])
+    receiver.bind(torch.zeros(1))
+    b = slots.edges.index((1, 2))
+    members[0].declare_dead(1, "killed")
+    assert receiver.poll().dead == [1] and not receiver.edge_live(b)
+    restarted = Membership(store, 1, 3, 100.0, clock=clock)  # incarnation 2
+    restarted.wait_for_all(1.0)
+    slots.write(b, torch.ones(1))  # its first message, before the receiver has seen it back
+    assert receiver.poll().rejoined == [1]
+    assert receiver.fresh(b)  # still there, to be mixed

@@ -275,9 +275,13 @@ class RepairedTransport(Transport):
         for r in change.dead:
             self._drop_from(r)
         for r in sorted(change.rejoined):
-            self._drop_from(r)
-            if hasattr(self.inner, "connect"):
-                self.inner.connect(r, m.inc[r])  # a new pair group for the new incarnation
+            if hasattr(self.inner, "connect"):  # torch.distributed: drop the old incarnation's group,
+                self._drop_from(r)              # build one for the new incarnation
+                self.inner.connect(r, m.inc[r])
+            # Shared memory: a slot cannot tell the incarnations apart, and what it holds now may be
+            # the new incarnation's first message; dropping it while its writer waits for this
+            # learner's answer deadlocked a ring. The old incarnation's messages were dropped when
+            # it was detected dead (if it restarted before that, its last message is mixed once).
         before = self.active
         self.active = set(repaired_edges(self.original, m.dead))
         added, removed = sorted(self.active - before), sorted(before - self.active)
