@@ -208,3 +208,27 @@ def test_interruptions_closed_form():
           {"time": 4.0, "event": "rejoin", "agent": 0}]
     lines, total = interruptions(ev, 10.0)
     assert total == 9.0 and len(lines) == 2  # union of [1, 4] and [2, 10]
+
+
+def test_a2c_all_reduce_over_two_gloo_ranks_keeps_them_identical(ranks, tmp_path):
+    """--mode dist --algo a2c: synchronous A2C, the gradient averaged by all_reduce over the ranks,
+    so every rank takes the same step from the same initialisation: equal parameters throughout."""
+    from galasim.rl import checkpoint
+
+    r = ranks(2)
+    out = tmp_path / "run"
+    args = ["--env", "CartPole-v1", "--algo", "a2c", "--envs-per-agent", "2", "--frames", "4000",
+            "--out", str(out), "--no-tensorboard", "--no-progress", "--device", "cpu",
+            "--checkpoint-every", "2000"]
+    for k in range(2):
+        r.start(k, args)
+    assert [r.wait(k) for k in range(2)] == [0, 0], r.log(0)[-2000:] + r.log(1)[-2000:]
+    states = [checkpoint.load_learner(out, k)["learner"] for k in range(2)]
+    assert states[0]["frames"] == states[1]["frames"] == 2000 and states[0]["updates"] > 1
+    assert torch.equal(states[0]["params"], states[1]["params"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["algo"] == "a2c" and summary["mode"] == "dist" and summary["ranks_finished"] == [0, 1]
+    assert summary["frames"] == 4000 and summary["faults_log"] == []
+    assert summary["empirical"] == 0.0 and summary["bound_holds"] is True
+    episodes = sum(len((out / "logs" / f"learner{k}_episodes.csv").read_text().splitlines()) - 1 for k in range(2))
+    assert summary["episodes_in_mean"] == min(episodes, 100)  # both ranks' episodes count

@@ -8,7 +8,9 @@ from galasim.cli.output import HelpFormatter
 
 EPILOG = """\
 modes:
-  async   one process per learner, shared-memory gossip (several learners may share one GPU)
+  async   one process per learner, shared-memory gossip (several learners may share one GPU); a
+          learner that dies or hangs (--failure-timeout) is removed and the ring repaired, the others
+          go on; --restart-failed restarts it and it rejoins from a neighbour's parameters
   sim     one process; the event scheduler (--compute/--delays, the simulator's grammar) decides in
           virtual time which learner updates next: bit-reproducible from --seed
   dist    one learner per torch.distributed rank (torchrun; gloo on CPU, NCCL on GPU); failed
@@ -24,6 +26,7 @@ examples:
   galasim train --env pong --preset gala-paper --frames 10M --out runs/pong_gala
   galasim train --env pong --algo a2c --agents 4 --envs-per-agent 16 --frames 10M --out runs/pong_a2c
   galasim train --out runs/pong_gala --resume
+  galasim train --env CartPole-v1 --agents 4 --failure-timeout 10 --restart-failed --out runs/faults
   torchrun --nproc-per-node 4 -m galasim train --mode dist --env CartPole-v1 --frames 200k --out runs/dist
   galasim train --env CartPole-v1 --agents 4 --mode sim --compute stragglers:0.25,4 --delays 2 --out runs/sim
 """
@@ -49,7 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("async", "sim", "dist"),
                    help="real asynchrony, the simulator's virtual time, or torch.distributed ranks [async]")
     p.add_argument("--failure-timeout", type=float,
-                   help="--mode dist: seconds without a heartbeat before a learner is declared dead [30]")
+                   help="--mode async/dist: seconds without a heartbeat before a learner is declared dead [30]")
+    p.add_argument("--restart-failed", type=int, nargs="?", const=1, metavar="N",
+                   help="--mode async: restart a failed learner up to N times (N: 1 if omitted); it rejoins "
+                        "from its checkpoint and a neighbour's parameters [0: finish with the survivors]")
     p.add_argument("--rejoin", action="store_true",
                    help="--mode dist: this rank restarts after a failure: rejoin from its checkpoint and a neighbour")
     p.add_argument("--compute", help="--mode sim: compute-time model [exponential:1]")
@@ -82,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         "env": args.env, "algo": args.algo, "agents": args.agents, "envs_per_agent": args.envs_per_agent,
         "topology": args.topology, "peers": args.peers, "sync_freq": args.sync_freq, "resend": args.resend,
         "frames": args.frames, "mode": args.mode, "compute": args.compute, "delays": args.delays,
-        "device": args.device, "failure_timeout": args.failure_timeout, "seed": args.seed, "lr": args.lr, "ent_coef": args.ent_coef,
+        "device": args.device, "failure_timeout": args.failure_timeout,
+        "restart_failed": args.restart_failed, "seed": args.seed, "lr": args.lr, "ent_coef": args.ent_coef,
         "n_steps": args.n_steps, "gae": args.gae, "lr_decay": args.lr_decay,
         "sticky_actions": args.sticky_actions, "stop_return": args.stop_return,
         "max_episode_frames": args.max_episode_frames, "out": args.out,

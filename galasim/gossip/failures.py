@@ -13,6 +13,9 @@ and the dead set -- the same rule as the simulator's ``repair:D``. When an edge 
 or a rejoined agent's original edges) its sender writes its current parameters on it at once;
 messages from an agent detected dead are dropped unread.
 
+``--mode async``'s parent process watches too, as an *observer* (it takes no part in the gossip):
+it declares dead at once a learner process that exits, and kills one found silent.
+
 A restarted learner (same rank) takes a new *incarnation* (``galasim/inc/{rank}`` is a start
 counter): the others see the counter move, treat the old incarnation as dead if they had not yet
 detected it, and the rank's original edges come back. It copies the parameters of its
@@ -63,22 +66,31 @@ class Membership:
         Seconds without a heartbeat after which a learner is declared dead.
     clock : callable
         Seconds, monotonic (tests pass a fake clock).
+    observer : bool
+        Watch without taking part (``rank`` is then ignored): ``--mode async``'s parent process,
+        which supervises the learners. Its events say ``by: "parent"``.
     """
 
-    def __init__(self, store, rank: int, world: int, failure_timeout: float, clock=time.monotonic):
+    def __init__(self, store, rank: int, world: int, failure_timeout: float, clock=time.monotonic,
+                 observer: bool = False):
         if not failure_timeout > 0:
             raise ValueError(f"failure_timeout must be > 0 seconds, got {failure_timeout!r}")
-        self.store, self.rank, self.world = store, int(rank), int(world)
+        self.observer = bool(observer)
+        self.store, self.rank, self.world = store, -1 if observer else int(rank), int(world)
         self.timeout, self.clock = float(failure_timeout), clock
-        self.incarnation = int(store.add(f"{PREFIX}inc/{self.rank}", 1))
-        self.restarted = self.incarnation > 1
-        store.add(f"{PREFIX}hb/{self.rank}", 1)
+        if self.observer:
+            self.incarnation, self.restarted = 0, False
+        else:
+            self.incarnation = int(store.add(f"{PREFIX}inc/{self.rank}", 1))
+            self.restarted = self.incarnation > 1
+            store.add(f"{PREFIX}hb/{self.rank}", 1)
         # A wall-clock origin shared through the store: event times are comparable across learners.
         store.add(f"{PREFIX}t0_set", 0)
         if store.add(f"{PREFIX}t0_set", 1) == 1:
             store.set(f"{PREFIX}t0", repr(time.time()))
         self.t0 = float(store.get(f"{PREFIX}t0").decode()) if store.check([f"{PREFIX}t0"]) else time.time()
         self.inc: dict[int, int] = {}
+        self._started = False
         self.dead: set[int] = set()
         self.done: set[int] = set()
         self.seen: dict[int, tuple[int, float]] = {}  # rank -> (heartbeat value, when it last moved)
@@ -94,15 +106,21 @@ class Membership:
     def wait_for_all(self, timeout: float) -> dict[int, int]:
         """Block until every rank has started once; returns the incarnations."""
         start = self.clock()
-        while True:
-            inc = {r: int(self.store.add(f"{PREFIX}inc/{r}", 0)) for r in range(self.world)}
-            if all(v >= 1 for v in inc.values()):
-                break
+        while not self.all_started():
             if self.clock() - start > timeout:
-                missing = [r for r, v in inc.items() if v < 1]
+                missing = [r for r in range(self.world) if int(self.store.add(f"{PREFIX}inc/{r}", 0)) < 1]
                 raise TimeoutError(f"rank(s) {', '.join(map(str, missing))} did not start within {timeout:g} s")
             time.sleep(0.05)
-        self.inc = inc
+        return dict(self.inc)
+
+    def all_started(self) -> bool:
+        """Whether every rank has started once (without blocking); if so, read who is dead or done."""
+        if self._started:
+            return True
+        inc = {r: int(self.store.add(f"{PREFIX}inc/{r}", 0)) for r in range(self.world)}
+        if not all(v >= 1 for v in inc.values()):
+            return False
+        self.inc, self._started = inc, True
         self.inc[self.rank] = self.incarnation
         for r in range(self.world):
             if r != self.rank:
@@ -112,13 +130,25 @@ class Membership:
                     self.done.add(r)
         if self.restarted:
             self._event("rejoin", self.rank)
-        return dict(self.inc)
+        return True
 
     def _flag(self, kind: str, r: int) -> bool:
         return bool(self.store.check([f"{PREFIX}{kind}/{r}/{self.inc[r]}"]))
 
     def _event(self, kind: str, agent: int, **extra) -> None:
-        self.events.append({"time": self.now(), "event": kind, "agent": agent, "by": self.rank, **extra})
+        by = "parent" if self.observer else self.rank
+        self.events.append({"time": self.now(), "event": kind, "agent": agent, "by": by, **extra})
+
+    def declare_dead(self, r: int, reason: str) -> None:
+        """Declare rank ``r`` (its current incarnation) dead in the store, for every learner."""
+        if r not in self.inc:  # not seen yet (it may have died before it started: then start it once)
+            inc = int(self.store.add(f"{PREFIX}inc/{r}", 0))
+            self.inc[r] = inc if inc >= 1 else int(self.store.add(f"{PREFIX}inc/{r}", 1))
+        by = "the parent" if self.observer else f"rank {self.rank}"
+        self.store.set(f"{PREFIX}dead/{r}/{self.inc[r]}", f"{by}: {reason}")  # read by the others
+        self.dead.add(r)
+        self.done.discard(r)
+        self._event("dead", r, reason=reason)
 
     def beat(self, force: bool = False) -> None:
         """Bump this learner's heartbeat (rate-limited)."""
@@ -138,7 +168,7 @@ class Membership:
         if not force and now - self._last_poll < self.poll_every:
             return change
         self._last_poll = now
-        if self._flag("dead", self.rank):
+        if not self.observer and self._flag("dead", self.rank):
             raise DeclaredDead(f"rank {self.rank} was declared dead by its peers (no heartbeat for "
                                f"{self.timeout:g} s); restart it to rejoin the run")
         for r in range(self.world):
@@ -164,17 +194,16 @@ class Membership:
             if self._flag("dead", r):
                 self.dead.add(r)
                 change.dead.append(r)
-                self._event("dead", r, reason="declared by a peer")
+                said = self.store.get(f"{PREFIX}dead/{r}/{inc}").decode(errors="replace")
+                self._event("dead", r, reason=f"declared by {said}")
                 continue
             hb = int(self.store.add(f"{PREFIX}hb/{r}", 0))
             last = self.seen.get(r)
             if last is None or last[0] != hb:
                 self.seen[r] = (hb, now)
             elif now - last[1] > self.timeout:
-                self.store.set(f"{PREFIX}dead/{r}/{inc}", str(self.rank))
-                self.dead.add(r)
+                self.declare_dead(r, f"no heartbeat for {now - last[1]:.3g} s")
                 change.dead.append(r)
-                self._event("dead", r, reason=f"no heartbeat for {now - last[1]:.3g} s")
         return change
 
 
@@ -246,9 +275,13 @@ class RepairedTransport(Transport):
         for r in change.dead:
             self._drop_from(r)
         for r in sorted(change.rejoined):
-            self._drop_from(r)
-            if hasattr(self.inner, "connect"):
-                self.inner.connect(r, m.inc[r])  # a new pair group for the new incarnation
+            if hasattr(self.inner, "connect"):  # torch.distributed: drop the old incarnation's group,
+                self._drop_from(r)              # build one for the new incarnation
+                self.inner.connect(r, m.inc[r])
+            # Shared memory: a slot cannot tell the incarnations apart, and what it holds now may be
+            # the new incarnation's first message; dropping it while its writer waits for this
+            # learner's answer deadlocked a ring. The old incarnation's messages were dropped when
+            # it was detected dead (if it restarted before that, its last message is mixed once).
         before = self.active
         self.active = set(repaired_edges(self.original, m.dead))
         added, removed = sorted(self.active - before), sorted(before - self.active)
@@ -306,6 +339,29 @@ class RepairedTransport(Transport):
                 raise TimeoutError(f"rank {self.rank} rejoining: no parameters from rank {src} within {timeout:g} s")
             m.beat()
             time.sleep(0.01)
+
+
+def fault_log(events: list[dict]) -> list[str]:
+    """One line per fault event, in time order (repairs left out; several learners reporting the
+    same death within a second count once).
+
+    Examples
+    --------
+    >>> fault_log([{"time": 5.0, "event": "dead", "agent": 2, "by": "parent",
+    ...             "reason": "killed by signal SIGKILL"}])
+    ['t=5 s agent 2 dead (seen by the parent: killed by signal SIGKILL)']
+    """
+    seen, log = set(), []
+    for e in sorted(events, key=lambda e: e["time"]):
+        key = (e["event"], e["agent"], round(e["time"], 0))
+        if e["event"] == "repair" or key in seen:
+            continue
+        seen.add(key)
+        by = "the parent" if e["by"] == "parent" else f"rank {e['by']}"
+        log.append(f"t={e['time']:.3g} s agent {e['agent']} {e['event']} (seen by {by}"
+                   + (f": {e['reason']}" if e.get("reason") else "")
+                   + (f", copied rank {e['source']}" if "source" in e else "") + ")")
+    return log
 
 
 def interruptions(events: list[dict], end: float) -> tuple[list[str], float]:

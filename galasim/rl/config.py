@@ -51,8 +51,12 @@ class TrainConfig:
     gossip_timeout: float = 600.0
     """Seconds a blocked learner waits for its in-peers before the run stops with a diagnosis."""
     failure_timeout: float = 30.0
-    """``--mode dist``: seconds without a heartbeat after which a learner is declared dead, removed
-    from the graph with the repair rule, and no longer waited for."""
+    """``--mode async`` and ``dist`` (GALA): seconds without a heartbeat after which a learner is
+    declared dead, removed from the graph with the repair rule, and no longer waited for (``async``:
+    a learner process that exits is removed at once, a hung one is killed)."""
+    restart_failed: int = 0
+    """``--mode async``: restart a failed learner up to this many times; it rejoins from its own
+    checkpoint and the parameters of a live in-neighbour. 0: the run finishes with the survivors."""
     frames: int = 10_000_000
     """Total emulator frames over all learners (agent steps times frameskip); each learner gets an
     equal share. ``--mode sim``: every learner completes its share, and faster learners keep going
@@ -131,8 +135,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("seed", "restart_failed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         for name in ("lr", "rms_eps", "max_grad_norm", "gossip_timeout", "failure_timeout", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:

@@ -221,17 +221,20 @@ def drain_episodes(learner: Learner, logger: Any, total_frames: int, elapsed: fl
 
 
 def run_learner(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, torch.Tensor],
-                errors: Any) -> None:
+                errors: Any, store_port: int | None = None) -> None:
     """The asynchronous learner process ``rank`` (``--mode async`` and ``--algo a2c``).
 
     ``shared`` holds tensors in shared memory: ``frames`` (one counter per learner, read by the
     parent's progress bar and checkpoint schedule), ``published`` (each learner's latest parameters,
     read by the parent's epsilon-ball monitor) and ``stop`` (set by the parent to end the run).
+    ``store_port``: the parent's ``TCPStore`` on 127.0.0.1 (GALA), through which the learners
+    agree on who is dead (:class:`galasim.gossip.failures.Membership`, as in ``--mode dist``).
     """
     try:
-        _learner_loop(rank, cfg, transport, shared)
+        _learner_loop(rank, cfg, transport, shared, store_port)
     except BaseException as exc:  # report to the parent as one line, then fail
-        errors.put((rank, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        errors.put((rank, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    traceback.format_exc()))
         raise SystemExit(1)
     finally:
         if transport is not None:
@@ -259,7 +262,47 @@ def restore_learner(cfg: TrainConfig, rank: int, device: torch.device, num_envs:
     return learner, logger, state
 
 
-def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, torch.Tensor]) -> None:
+def _join_membership(rank: int, cfg: TrainConfig, transport: Any, params: torch.Tensor, port: int):
+    """Wrap the shared-memory transport in a :class:`~galasim.gossip.failures.RepairedTransport`
+    over the parent's store, as ``--mode dist`` does; a restarted learner rejoins."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from galasim.gossip.failures import PREFIX, Membership, RepairedTransport
+    from galasim.rl.dist_train import STORE_TIMEOUT
+    from galasim.rl.train import _graph
+
+    store = dist.TCPStore("127.0.0.1", port, cfg.learners, is_master=False,
+                          timeout=datetime.timedelta(seconds=STORE_TIMEOUT))
+    if int(store.add(f"{PREFIX}inc/{rank}", 0)) >= 1:
+        # A restart: messages left unread by the dead incarnation are stale; read and drop them
+        # (this process is their only reader) before the peers see it back and write afresh.
+        scratch = torch.zeros_like(params)
+        for e in transport.in_edges(rank):
+            if transport.fresh(e):
+                transport.accumulate(e, scratch)
+    membership = Membership(store, rank, cfg.learners, cfg.failure_timeout)
+    membership.wait_for_all(STORE_TIMEOUT)
+    repaired = RepairedTransport(transport, list(_graph(cfg).edges), membership)
+    repaired.bind(params)
+    return repaired, membership
+
+
+def _write_events(out: Path, rank: int, membership: Any) -> None:
+    """This incarnation's fault events, for the parent's summary."""
+    import json
+
+    from galasim.atomic import atomic_write_text
+
+    (out / "summaries").mkdir(exist_ok=True)
+    atomic_write_text(out / "summaries" / f"learner{rank}-{membership.incarnation}.json",
+                      json.dumps({"rank": rank, "incarnation": membership.incarnation,
+                                  "events": membership.events}, default=str) + "\n")
+
+
+def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, torch.Tensor],
+                  store_port: int | None = None) -> None:
     from galasim.gossip.buffer import GossipBuffer
     from galasim.rl import checkpoint
 
@@ -267,11 +310,21 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     learner, logger, state = restore_learner(cfg, rank, device, cfg.envs_per_learner)
-    gossip = None
+    gossip = membership = None
+    if transport is not None and store_port is not None:
+        transport, membership = _join_membership(rank, cfg, transport, learner.params, store_port)
     if transport is not None:
         gossip = GossipBuffer(rank, transport, cfg.sync_freq, resend=cfg.resend, timeout=cfg.gossip_timeout)
         if state is not None and state.get("gossip") is not None:
             gossip.stats.max_staleness = int(state["gossip"]["max_staleness"])
+    if membership is not None and membership.restarted:
+        from galasim.rl.dist_train import STORE_TIMEOUT
+
+        source = transport.rejoin(learner.params, timeout=STORE_TIMEOUT)
+        transport.write_new_edges()
+        print(f"learner {rank}: rejoined (incarnation {membership.incarnation}) with the parameters of "
+              f"{'learner ' + str(source) if source is not None else 'its own checkpoint (no live in-neighbour)'}",
+              flush=True)
     budget = cfg.frames // cfg.learners  # each learner's share of the frames
     shared["frames"][rank] = learner.frames
     checkpoint_every = max(cfg.checkpoint_every // cfg.learners, learner.frames_per_update)
@@ -284,6 +337,8 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
         stats = learner.iterate(budget)                 # x <- x + delta (one A2C step)
         if gossip is not None:                          # send, then receive (may block)
             tick = time.perf_counter()
+            if membership is not None:
+                transport.poll()                        # heartbeat; repair around peers detected dead
             gossip.step(learner.params)
             learner.timing["gossip"] += time.perf_counter() - tick
         shared["published"][rank].copy_(learner.params)  # for the parent's epsilon-ball monitor
@@ -301,6 +356,8 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
         if learner.frames >= next_checkpoint:
             checkpoint.save_learner(out, rank, learner, logger, gossip)
             next_checkpoint += checkpoint_every
+    if membership is not None:
+        transport.leave(rank)  # finished: peers no longer wait for it, and it is not declared dead
 
     if stats is not None and learner.frames > frames_at_log:  # the last update, unless just logged
         now = time.perf_counter()
@@ -311,3 +368,5 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
     checkpoint.save_learner(out, rank, learner, logger, gossip)
     logger.close()
     learner.close()
+    if membership is not None:
+        _write_events(out, rank, membership)

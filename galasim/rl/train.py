@@ -4,19 +4,24 @@ Modes:
 
 * ``async`` (several learners): one process per learner (``torch.multiprocessing``), real asynchrony
   through :class:`galasim.gossip.shm.SharedMemoryTransport`; the parent draws the progress bar,
-  monitors the network (consensus distance, diameter) and stops the learners.
+  monitors the network (consensus distance, diameter), stops the learners, and handles a learner
+  that dies or hangs as ``--mode dist`` does (:class:`_Supervisor`: removed, the ring repaired,
+  restarted with ``restart_failed``).
 * ``sim``: one process; :func:`galasim.simulate` decides in virtual time which learner updates next
   and when messages arrive (``compute``/``delays`` models), calling back into the real learners for
   each local update. Same seed, same parameters, bit for bit.
 * ``algo="a2c"``: the synchronous baseline, one learner over ``agents * envs_per_agent`` simulators.
 
 Run folder layout: ``config.json``, ``logs/learner{r}_{episodes,train}.csv``, ``logs/network.csv``,
-``logs/tensorboard/``, ``checkpoints/learner{r}.pt``, ``summary.json``.
+``logs/tensorboard/``, ``checkpoints/learner{r}.pt``, ``summary.json``; ``async`` GALA also
+``logs/pids.json`` (each learner's current process) and ``summaries/learner{r}-{incarnation}.json``
+(a learner's fault events).
 """
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +163,18 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
     _, flat = make_model(obs_shape, n_actions, cfg.seed, cfg.hidden)
     dim, n = flat.numel(), cfg.learners
     graph = _graph(cfg) if cfg.algo == "gala" else None
-    transport = (SharedMemoryTransport(list(graph.edges), dim, device=device)
-                 if graph is not None else None)
+    transport = membership = port = store = None
+    if graph is not None:
+        # Failed learners, as in --mode dist: the learners agree on who is dead through a store
+        # hosted here; every edge the repair rule can create gets a slot (n(n-1) on a ring).
+        from galasim.gossip.failures import Membership
+        from galasim.gossip.repair import possible_edges
+        from galasim.rl.dist_train import free_port, host_store
+
+        port = free_port()
+        store = host_store(port, n)  # held until the run ends
+        membership = Membership(store, -1, n, cfg.failure_timeout, observer=True)
+        transport = SharedMemoryTransport(possible_edges(list(graph.edges), range(n)), dim, device=device)
     shared = {
         "frames": torch.zeros(n, dtype=torch.int64).share_memory_(),
         "published": flat.repeat(n, 1).share_memory_(),
@@ -187,34 +202,34 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
 
         tb = SummaryWriter(str(run / "logs" / "tensorboard" / "network"),
                            purge_step=start_frames if resume else None)
+    for stale in run.glob("summaries/learner*-*.json"):  # fault events of an earlier attempt
+        stale.unlink()
     ctx = mp.get_context("spawn")
     errors = ctx.SimpleQueue()
-    procs = [ctx.Process(target=run_learner, args=(r, cfg, transport, shared, errors), daemon=True)
-             for r in range(n)]
+    sup = _Supervisor(cfg, ctx, transport, shared, errors, membership, port)
     started = time.perf_counter()
-    for p in procs:
-        p.start()
-    bar = _progress(cfg, start_frames)
-    failure = None
+    for r in range(n):
+        sup.start(r)
+    bar = sup.bar = _progress(cfg, start_frames)
     last_frames = start_frames
     diameter_max = 0.0
     next_row = started
     try:
-        while any(p.is_alive() for p in procs):
+        while sup.running():
             time.sleep(0.25)
             total = int(shared["frames"].sum())
             if bar is not None:
                 bar.update(total - last_frames)
             last_frames = total
-            if not errors.empty():
-                failure = errors.get()
+            if sup.check() is not None:  # the A2C baseline's only learner failed: the run stops
                 break
             if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
-                distance, diameter = consensus(shared["published"])
+                live = sup.live()
+                distance, diameter = consensus(shared["published"][live]) if live else (0.0, 0.0)
                 empirical = max(empirical, distance)
                 diameter_max = max(diameter_max, diameter)
-                # running: learners past their first update and short of their budget
-                frames_now = shared["frames"]
+                # running: live learners past their first update and short of their budget
+                frames_now = shared["frames"][live]
                 running = int(((frames_now > 0) & (frames_now < cfg.frames // n)).sum())
                 network_log.write({"time": time.perf_counter() - started, "total_frames": total,
                                    "running": running,
@@ -229,33 +244,21 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
         shared["stop"][0] = True
         raise
     finally:
-        if failure is None and not errors.empty():
-            failure = errors.get()
-        if failure is not None:
-            shared["stop"][0] = True
-            for p in procs:
-                p.join(5)
-                if p.is_alive():
-                    p.terminate()
-        for p in procs:
-            p.join()
+        sup.stop()
         if bar is not None:
             bar.update(int(shared["frames"].sum()) - last_frames)
             bar.close()
         network_log.close()
         if tb is not None:
             tb.close()
-    if failure is None:
-        bad = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode != 0]
-        if bad:
-            failure = (bad[0][0], f"learner process exited with code {bad[0][1]}", "")
-    if failure is not None:
-        rank, message, _ = failure
-        raise RuntimeError(f"learner {rank} failed: {message}")
+    finished = sup.finished()
+    if not finished:
+        raise RuntimeError(sup.failure_message())
     wall = time.perf_counter() - started
     params = shared["published"].numpy().copy()
-    distance, diameter = consensus(shared["published"])
-    states = [checkpoint.load_learner(run, r) for r in range(n)]
+    live = sup.live()
+    distance, diameter = consensus(shared["published"][live]) if live else (0.0, 0.0)
+    states = [checkpoint.load_learner(run, r) for r in range(n) if checkpoint.exists(run, r)]
     L = max(s["learner"]["max_update_norm"] for s in states) / cfg.lr
     max_staleness = max((s["gossip"] or {}).get("max_staleness", 0) for s in states)
     summary = _summary(cfg, run, wall, int(shared["frames"].sum()) - start_frames,
@@ -265,7 +268,167 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
         "final_distance": distance, "L": L, "max_staleness": int(max_staleness),
     })
     summary.update(_async_bounds(cfg, graph, L, int(max_staleness), summary["empirical"]))
+    if membership is not None:
+        summary.update(sup.faults(run, finished))
     return summary, params
+
+
+class _Supervisor:
+    """The parent's side of ``--mode async``: starts the learner processes and watches them.
+
+    The A2C baseline has one learner: its failure ends the run, as before. GALA learners: a learner
+    process that exits with an error or a signal (its exception line, when it raised, is its
+    reason), or whose heartbeat stops for ``failure_timeout`` s (a hung process, then killed), is
+    declared dead in the store; the survivors repair the ring around it
+    (:class:`~galasim.gossip.failures.RepairedTransport`) and go on. With ``restart_failed`` the
+    learner is started again (at most that many times) and rejoins from its checkpoint and a live
+    in-neighbour's parameters. The run fails only if no learner finishes.
+    """
+
+    def __init__(self, cfg, ctx, transport, shared, errors, membership, port):
+        self.cfg, self.ctx, self.transport, self.shared = cfg, ctx, transport, shared
+        self.errors, self.membership, self.port = errors, membership, port
+        self.procs: list[Any] = [None] * cfg.learners
+        self.restarts = [0] * cfg.learners
+        self.exited: dict[int, int] = {}     # rank -> exit code of its current process
+        self.reasons: dict[int, str] = {}    # rank -> why its last process died
+        self.messages: dict[int, str] = {}   # rank -> its last exception line
+        self.killed: dict[int, str] = {}     # rank -> why the parent killed it
+        self.failure: tuple[int, str] | None = None
+        self.bar = None
+        self.pids: dict[int, int] = {}
+        self.closing = False  # the run is over: nothing is restarted any more
+
+    def start(self, r: int) -> None:
+        from galasim.rl.learner import run_learner
+
+        if self.transport is not None:
+            self.transport.gone[r] = False  # a restarted learner takes part again
+        p = self.ctx.Process(target=run_learner, daemon=True,
+                             args=(r, self.cfg, self.transport, self.shared, self.errors, self.port))
+        p.start()
+        self.procs[r] = p
+        self.exited.pop(r, None)
+        self.killed.pop(r, None)
+        self.pids[r] = p.pid
+        # Where to find a learner process (to inspect or, in the tests, to kill one).
+        atomic_write_text(Path(self.cfg.out) / "logs" / "pids.json", json.dumps(self.pids) + "\n")
+
+    def running(self) -> bool:
+        """Whether a learner process is alive, or one has exited that :meth:`check` has not seen
+        (it may restart it)."""
+        return any(p.is_alive() or (self.membership is not None and r not in self.exited)
+                   for r, p in enumerate(self.procs))
+
+    def live(self) -> list[int]:
+        """Learners not currently dead (rows of the network monitor)."""
+        dead = self.membership.dead if self.membership is not None else set()
+        return [r for r in range(self.cfg.learners) if r not in dead]
+
+    def say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
+    def check(self) -> tuple[int, str] | None:
+        """Read the learners' errors and exits, detect hung learners, restart; returns the A2C
+        baseline's failure, if any (GALA failures are handled here)."""
+        while not self.errors.empty():
+            rank, message, _ = self.errors.get()
+            self.messages[rank] = message
+        m = self.membership
+        if m is None:
+            for r, p in enumerate(self.procs):
+                if r in self.messages or (p.exitcode not in (None, 0)):
+                    self.failure = (r, self.messages.get(r) or _exit_reason(p.exitcode))
+            return self.failure
+        if m.all_started():
+            for r in m.poll(force=True).dead:  # silent for failure_timeout s: hung, or dying
+                if self.procs[r].is_alive():
+                    reason = next(e["reason"] for e in reversed(m.events) if e["agent"] == r)
+                    self.killed[r] = reason
+                    self.procs[r].kill()
+        for r, p in enumerate(self.procs):
+            if p.exitcode is None or r in self.exited:
+                continue
+            self.exited[r] = p.exitcode
+            if p.exitcode == 0:
+                continue
+            if r in self.killed:
+                reason = f"{self.killed[r]}; killed by the parent"
+            else:
+                reason = _exit_reason(p.exitcode)
+                if r in self.messages:
+                    reason += f": {self.messages.pop(r)}"
+                if r not in m.dead:
+                    m.declare_dead(r, reason)
+            self.reasons[r] = reason
+            retry = (self.restarts[r] < self.cfg.restart_failed and not self.closing
+                     and not bool(self.shared["stop"][0]))
+            self.say(f"galasim train: learner {r} failed ({reason}); the survivors repair the graph and go "
+                     "on" + ("; restarting it" if retry else ""))
+            if retry:
+                self.restarts[r] += 1
+                self.start(r)
+        return None
+
+    def stop(self) -> None:
+        """End every learner process (after the run, a failure or Ctrl-C): bounded joins."""
+        self.closing = True
+        if self.failure is not None:
+            self.shared["stop"][0] = True
+        for p in self.procs:
+            if p is None:
+                continue
+            p.join(5 if self.shared["stop"][0] else 30)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+
+    def finished(self) -> list[int]:
+        self.check()  # the last exits
+        if self.failure is not None:
+            return []
+        return [r for r, p in enumerate(self.procs) if p.exitcode == 0]
+
+    def failure_message(self) -> str:
+        if self.failure is not None:
+            return f"learner {self.failure[0]} failed: {self.failure[1]}"
+        failed = "; ".join(f"learner {r}: {why}" for r, why in sorted(self.reasons.items()))
+        return f"no learner finished its budget ({failed or 'all stopped'})"
+
+    def faults(self, run: Path, finished: list[int]) -> dict[str, Any]:
+        """The summary's fault fields, as ``--mode dist`` reports them."""
+        from galasim.gossip.failures import fault_log, interruptions
+
+        m = self.membership
+        events = list(m.events)  # the parent's view: every death with its reason, every rejoin
+        for f in sorted(run.glob("summaries/learner*-*.json")):
+            try:  # the learners' own: whose parameters a rejoined learner copied
+                events += [e for e in json.loads(f.read_text())["events"] if e["event"] == "rejoin-copy"]
+            except (OSError, ValueError, KeyError):
+                continue
+        lines, down = interruptions(events, m.now())
+        return {
+            "learners_finished": finished,
+            "learners_failed": {r: why for r, why in sorted(self.reasons.items()) if r not in finished},
+            "restarts": {r: k for r, k in enumerate(self.restarts) if k},
+            "faults_log": fault_log(events), "assumptions_interrupted": lines, "interrupted_time": down,
+            "bound_note": _async_bounds_note(lines),
+        }
+
+
+def _exit_reason(code: int | None) -> str:
+    """``killed by signal SIGKILL`` or ``exited with code 1``."""
+    import signal
+
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def _network_rows(run: Path, frames: int) -> int:
@@ -318,17 +481,24 @@ def _async_bounds(cfg: TrainConfig, graph, L: float, tau: int, empirical: float)
     return {
         "epsilon": bound.epsilon, "log10_epsilon": bound.log10_epsilon,
         "empirical_within_epsilon": bool(empirical <= bound.epsilon),
-        "bound_holds": None,
-        "bound_note": ("not claimed: the staleness of a real asynchronous run is measured in each "
-                       "receiver's own iterations, not in the theorem's global clock, and the "
-                       "monitor's snapshots are not simultaneous; --mode sim reports a proven bound"),
+        "bound_holds": None, "bound_note": _async_bounds_note([]),
     }
 
 
-def _summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int) -> dict[str, Any]:
+def _async_bounds_note(interrupted: list[str]) -> str:
+    return ("not claimed: the staleness of a real asynchronous run is measured in each receiver's own "
+            "iterations, not in the theorem's global clock, and the monitor's snapshots are not "
+            "simultaneous; --mode sim reports a proven bound"
+            + ("; a failure interrupted the assumptions (see assumptions_interrupted)" if interrupted else ""))
+
+
+def _summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int,
+             logs: int | None = None) -> dict[str, Any]:
+    """The common part of a summary; ``logs``: how many ``learner{r}_episodes.csv`` to read
+    (default: one per learner; ``--mode dist --algo a2c`` has one per rank)."""
     import pandas as pd
 
-    tables = [pd.read_csv(f) for r in range(cfg.learners)
+    tables = [pd.read_csv(f) for r in range(cfg.learners if logs is None else logs)
               if (f := run / "logs" / f"learner{r}_episodes.csv").exists()]
     episodes = pd.concat(tables) if tables else pd.DataFrame({"total_frames": [], "return": []})
     # The network's last 100 episodes, in the order they ended (total frames over all learners).

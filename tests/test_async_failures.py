@@ -1,0 +1,184 @@
+"""--mode async: a learner process that dies or hangs is removed, the ring repaired, the others go on;
+with --restart-failed it comes back and rejoins from a neighbour's parameters.
+
+Each run is a ``galasim train`` subprocess in its own session (killed whole at the end); a learner is
+killed or stopped once its first checkpoint exists (the learner is then training), found through
+``logs/pids.json``. Waits are bounded generously and nothing asserts a duration.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from galasim.gossip.failures import DeclaredDead, Membership
+from galasim.rl import checkpoint
+
+JOIN = 480  # seconds: a bound on every wait (a hang fails), never a timing assertion
+
+
+def _args(out, frames, extra=()):
+    return [sys.executable, "-m", "galasim", "train", "--env", "CartPole-v1", "--agents", "3",
+            "--envs-per-agent", "2", "--frames", str(frames), "--out", str(out), "--no-tensorboard",
+            "--no-progress", "--device", "cpu", "--sync-freq", "2", "--checkpoint-every", "3000",
+            "--failure-timeout", "10", *extra]
+
+
+class Run:
+    """A ``galasim train --mode async`` run in its own session (every process killed at the end)."""
+
+    def __init__(self, out, frames, extra=()):
+        self.out, self.log = out, out.parent / f"{out.name}.log"
+        with open(self.log, "wb") as f:
+            self.proc = subprocess.Popen(_args(out, frames, extra), stdout=f, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def learner_pid(self, rank):
+        """Learner ``rank``'s pid, once its first checkpoint exists (it is training)."""
+        start = time.monotonic()
+        while not checkpoint.exists(self.out, rank):
+            assert self.proc.poll() is None, self.text()[-2000:]
+            assert time.monotonic() - start < JOIN, "the learner wrote no checkpoint"
+            time.sleep(0.1)
+        return json.loads((self.out / "logs" / "pids.json").read_text())[str(rank)]
+
+    def wait(self):
+        code = self.proc.wait(timeout=JOIN)
+        return code, json.loads((self.out / "summary.json").read_text()) if code == 0 else None
+
+    def text(self):
+        return self.log.read_text(errors="replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        try:  # learners left behind by a failed test (they are in the run's session)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def runs():
+    made = []
+
+    def make(*args, **kw):
+        made.append(Run(*args, **kw))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_killed_learner_is_removed_and_the_others_finish(runs, tmp_path):
+    frames = 30_000
+    run = runs(tmp_path / "run", frames)
+    os.kill(run.learner_pid(1), signal.SIGKILL)
+    code, summary = run.wait()
+    assert code == 0, run.text()[-2000:]
+    assert "learner 1 failed (killed by signal SIGKILL)" in run.text()
+    assert summary["learners_finished"] == [0, 2] and "SIGKILL" in summary["learners_failed"]["1"]
+    for k in (0, 2):  # the survivors did their whole budget
+        assert checkpoint.load_learner(run.out, k)["learner"]["frames"] == frames // 3
+    assert any("agent 1 dead" in line and "killed by signal SIGKILL" in line for line in summary["faults_log"])
+    assert "agent 1 down" in summary["assumptions_interrupted"][0] and summary["interrupted_time"] > 0
+    assert "interrupted the assumptions" in summary["bound_note"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_failed_learner_is_restarted_rejoins_and_finishes(runs, tmp_path, sig):
+    frames = 60_000
+    run = runs(tmp_path / "run", frames, ["--restart-failed"])
+    pid = run.learner_pid(1)
+    os.kill(pid, sig)  # SIGSTOP: hung, alive and silent; only its heartbeat can tell
+    code, summary = run.wait()
+    assert code == 0, run.text()[-2000:]
+    assert json.loads((run.out / "logs" / "pids.json").read_text())["1"] != pid  # a new process
+    assert summary["learners_finished"] == [0, 1, 2] and summary["restarts"] == {"1": 1}
+    for k in range(3):  # the restarted learner finished its budget too, from its checkpoint
+        assert checkpoint.load_learner(run.out, k)["learner"]["frames"] == frames // 3
+    log = " | ".join(summary["faults_log"])
+    assert "agent 1 dead" in log and "agent 1 rejoin" in log and "rejoined (incarnation 2)" in run.text()
+    if sig == signal.SIGSTOP:
+        assert "no heartbeat" in log and "killed by the parent" in run.text()
+    else:
+        assert "killed by signal SIGKILL" in log
+    assert "agent 1 down (detected at" in summary["assumptions_interrupted"][0]
+
+
+class _Store:
+    """The part of a TCPStore that Membership uses, in a dict."""
+
+    def __init__(self):
+        self.d = {}
+
+    def add(self, key, n):
+        self.d[key] = int(self.d.get(key, 0)) + n
+        return self.d[key]
+
+    def set(self, key, value):
+        self.d[key] = value.encode() if isinstance(value, str) else value
+
+    def get(self, key):
+        return self.d[key]
+
+    def check(self, keys):
+        return all(k in self.d for k in keys)
+
+
+def test_observer_membership_detects_silence_declares_exits_and_sees_rejoins():
+    store, now = _Store(), [0.0]
+    clock = lambda: now[0]  # noqa: E731
+    parent = Membership(store, -1, 2, 5.0, clock=clock, observer=True)
+    parent.declare_dead(1, "exited with code 1")  # before it started: given incarnation 1, dead
+    assert not parent.all_started()
+    learner0 = Membership(store, 0, 2, 5.0, clock=clock)
+    assert parent.all_started() and parent.dead == {1}
+    assert learner0.wait_for_all(1.0) == {0: 1, 1: 1} and learner0.dead == {1}
+    parent.poll(force=True)
+    now[0] = 6.0  # learner 0 silent for longer than the timeout
+    assert parent.poll(force=True).dead == [0]
+    assert "no heartbeat" in parent.events[-1]["reason"] and parent.events[-1]["by"] == "parent"
+    with pytest.raises(DeclaredDead, match="rank 0 was declared dead"):  # it learns so itself
+        learner0.poll(force=True)
+    restarted = Membership(store, 1, 2, 5.0, clock=clock)  # learner 1 restarts: incarnation 2
+    assert restarted.restarted and parent.poll(force=True).rejoined == [1] and 1 not in parent.dead
+    assert [e["event"] for e in parent.events] == ["dead", "dead", "rejoin"]
+
+
+def test_a_rejoined_learners_first_message_is_not_dropped():
+    """Shared memory cannot tell incarnations apart: a receiver that learns of a rejoin after the
+    restarted learner wrote must mix that message, not drop it (dropping it while the writer
+    waited for the ring's answer deadlocked all three learners)."""
+    import torch
+
+    from galasim.gossip.failures import RepairedTransport
+    from galasim.gossip.repair import possible_edges
+    from galasim.gossip.transport import InProcessTransport
+
+    ring = [(0, 1), (1, 2), (2, 0)]
+    store, now = _Store(), [0.0]
+
+    def clock():
+        now[0] += 1.0  # every poll is due
+        return now[0]
+    members = [Membership(store, r, 3, 100.0, clock=clock) for r in range(3)]
+    for m in members:
+        m.wait_for_all(1.0)
+    slots = InProcessTransport(possible_edges(ring, {0, 1, 2}), dim=1)
+    receiver = RepairedTransport(slots, ring, members[2])
+    receiver.bind(torch.zeros(1))
+    b = slots.edges.index((1, 2))
+    members[0].declare_dead(1, "killed")
+    assert receiver.poll().dead == [1] and not receiver.edge_live(b)
+    restarted = Membership(store, 1, 3, 100.0, clock=clock)  # incarnation 2
+    restarted.wait_for_all(1.0)
+    slots.write(b, torch.ones(1))  # its first message, before the receiver has seen it back
+    assert receiver.poll().rejoined == [1]
+    assert receiver.fresh(b)  # still there, to be mixed
