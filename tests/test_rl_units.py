@@ -47,6 +47,8 @@ def test_frames_and_config_errors():
         TrainConfig(mode="fast")
     with pytest.raises(ValueError, match=r"'agnets' \(did you mean 'agents'\?\)"):
         TrainConfig.from_dict({"agnets": 3})
+    with pytest.raises(ValueError, match="restart_failed=1 applies to GALA in --mode async only"):
+        TrainConfig(mode="dist", restart_failed=1)
     cfg = make_config("gala-paper", frames="1M")
     assert (cfg.agents, cfg.envs_per_agent, cfg.lr, cfg.sync_freq) == (4, 16, 1.4e-3, math.inf)
 

@@ -151,6 +151,10 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         self.checkpoint_every = parse_frames(self.checkpoint_every, "checkpoint_every")
+        if self.restart_failed and (self.mode != "async" or self.algo != "gala"):
+            raise ValueError(f"restart_failed={self.restart_failed} applies to GALA in --mode async only (got "
+                             f"--mode {self.mode} --algo {self.algo}); in --mode dist restart the rank "
+                             "yourself with --rejoin")
 
     @property
     def learners(self) -> int:
