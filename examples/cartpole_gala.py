@@ -7,10 +7,12 @@ classic "solved" threshold) or when the frame budget is spent; the script prints
 the frames it needed and its last-20 mean, then the network's epsilon-ball figures.
 
 Hyperparameters: A2C's standard ones except lr 2e-3 and no entropy bonus, tuned for CartPole
-(a 4-dimensional task: SB3's zoo also drops the entropy bonus there). The documented Pong runs:
+(a 4-dimensional task: SB3's zoo also drops the entropy bonus there). The documented Pong runs
+(docs/training.md, logs in docs/runs/):
 
+    galasim train --env PongNoFrameskip-v4 --algo a2c --agents 1 --envs-per-agent 16 --lr 7e-4 --frames 10M --out runs/pong_a2c1x16
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --frames 10M --out runs/pong_gala
-    galasim train --env PongNoFrameskip-v4 --algo a2c --agents 4 --envs-per-agent 16 --frames 10M --out runs/pong_a2c
+    galasim train --env PongNoFrameskip-v4 --preset gala-paper --lr 7e-4 --frames 10M --out runs/pong_gala_lr7e-4
 """
 import argparse
 

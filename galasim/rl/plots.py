@@ -34,15 +34,17 @@ def plot_runs(runs: dict[str, str | Path], out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for label, run in runs.items():
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (label, run) in enumerate(runs.items()):
+        color = colors[k % len(colors)]  # one colour per run on both panels
         table = episodes(run)
-        left.plot(table["total_frames"] / 1e6, table["mean100"], label=label)
+        left.plot(table["total_frames"] / 1e6, table["mean100"], label=label, color=color)
         network = Path(run) / "logs" / "network.csv"
         if network.exists():
             net = pd.read_csv(network)
             net = net[net["distance"] > 0]  # before the first update every learner is at theta_0
             if len(net):
-                right.plot(net["total_frames"] / 1e6, net["distance"], label=label)
+                right.plot(net["total_frames"] / 1e6, net["distance"], label=label, color=color)
     left.set(xlabel="frames (millions)", ylabel="true return, mean of the last 100 episodes")
     right.set(xlabel="frames (millions)", ylabel="consensus distance", yscale="log",
               title="max_i ||θ_i − θ̄|| (network monitor)")
