@@ -18,9 +18,11 @@ B, one more than the longest run of actions that avoids some edge of the final l
 
 Certificate (GALA): the state (agents and live message buffers) evolves by row-stochastic maps
 plus injections. Per event the loop keeps the product of the realised maps since the current
-piece began and g, the update norms (alpha L) propagated through the same maps; a piece closes
-when every live agent has done `piece` more iterations, and galasim/sim/certificate.py turns the
-closed pieces into the bound (see there).
+piece began, the window's exact column of every recent update (one double per column and row
+operation) with the agents' deviations from their mean, and g, the norms (alpha L) of updates that
+found the window full, propagated through the same maps; a piece closes when every live agent has
+done `piece` more iterations, and galasim/sim/certificate.py turns the closed pieces into the
+bound (see there).
 """
 import time
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from galasim.gossip import repair as repair_rule
 from galasim.sim import liveness
-from galasim.sim.certificate import PiecewiseCertificate
+from galasim.sim.certificate import RECENTER, PiecewiseCertificate
 from galasim.sim.events import LOG_DTYPE
 from galasim.sim.models import callback_delta
 from galasim.sim.result import diameter, diameter_policy
@@ -334,6 +336,12 @@ cdef class Engine:
     cdef int64_t[::1] piece_start_k
     cdef int64_t piece, piece_count
     cdef double cert_D, gmax, cert_sup
+    # the window of exact injection columns (galasim.sim.certificate.ColumnWindow): C, the
+    # agents' mean column at the last close (ref), its drift since (dm), q_a = ||C_a - ref||_1
+    cdef double[:, ::1] wC
+    cdef double[::1] wref, wdm, wq
+    cdef int64_t K, wcap, fresh_columns, recenter_every
+    cdef double dm_l1
     cdef bint close_pending
     cdef object certifier
 
@@ -461,8 +469,14 @@ cdef class Engine:
         if self.certificate:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
-            self.certifier = PiecewiseCertificate(n + E)
+            self.certifier = PiecewiseCertificate(n + E, agents=n)
             self.piece = self.certifier.piece
+            self.wC = self.certifier.window.C
+            self.wref = self.certifier.window.ref
+            self.wdm = self.certifier.window.dm
+            self.wq = self.certifier.window.q
+            self.wcap = self.certifier.window.cap
+            self.recenter_every = RECENTER * n
             self.piece_start_k = np.zeros(n, dtype=np.int64)
         self.zc = np.zeros((n, d))
         self.zsum = np.zeros(d)
@@ -564,6 +578,8 @@ cdef class Engine:
         if self.certificate:
             self.prod[self.n + e, :] = self.prod[j, :]
             self.g[self.n + e] = self.g[j]
+            for c in range(self.K):
+                self.wC[self.n + e, c] = self.wC[j, c]
         if lost:
             self.dropped += 1
             self._push(self.now + delay, EV_LOST, e)
@@ -604,7 +620,7 @@ cdef class Engine:
     cdef void _mix(self, int64_t i) noexcept nogil:
         cdef int64_t e, c, m = 0, lo = self.in_indptr[i], hi = self.in_indptr[i + 1]
         cdef int64_t rows = self.n, l, cols
-        cdef double inv
+        cdef double inv, old, v
         for e in range(lo, hi):
             if self.slot[e] == ARRIVED:
                 m += 1
@@ -629,6 +645,16 @@ cdef class Engine:
             for l in range(cols):
                 self.prod[i, l] *= inv
             self.g[i] *= inv
+            for l in range(self.K):
+                old = self.wC[i, l]
+                v = old
+                for e in range(lo, hi):
+                    if self.slot[e] == ARRIVED:
+                        v += self.wC[rows + e, l]
+                v *= inv
+                self.wC[i, l] = v
+                self.wdm[l] += (v - old) / self.n
+            self._column_row_changed(i)
         for e in range(lo, hi):
             if self.slot[e] == ARRIVED:
                 self.slot[e] = EMPTY
@@ -933,9 +959,18 @@ cdef class Engine:
         if self.k[i] == self.iterations:
             self.reached += 1
         if self.certificate:
-            self.g[i] += self.step
-            if self.g[i] > self.gmax:
-                self.gmax = self.g[i]
+            if self.K < self.wcap:
+                # a new exact column: step in agent i's row (ref = 0 there: it is new)
+                self.wC[i, self.K] = self.step
+                self.wdm[self.K] = self.step / self.n
+                self.dm_l1 += self.step / self.n
+                self.wq[i] += self.step
+                self.K += 1
+                self.fresh_columns += 1
+            else:
+                self.g[i] += self.step
+                if self.g[i] > self.gmax:
+                    self.gmax = self.g[i]
             if self.k[i] == self.piece_start_k[i] + self.piece:
                 self.piece_count += 1
         if self.protocol == PUSH_SUM:
@@ -1069,6 +1104,7 @@ cdef class Engine:
         """Agent i's new process: empty receive buffers, the parameters of its lowest-numbered
         live in-neighbour (galasim.gossip.repair.rejoin_source), new connections, then it computes."""
         cdef int64_t e, p, c, source = -1, via = -1, cols
+        cdef double old
         for e in range(self.in_indptr[i], self.in_indptr[i + 1]):
             if self.slot[e] == ARRIVED:
                 self.slot[e] = EMPTY
@@ -1093,6 +1129,11 @@ cdef class Engine:
                 for c in range(cols):
                     self.prod[i, c] = self.prod[source, c]
                 self.g[i] = self.g[source]
+                for c in range(self.K):
+                    old = self.wC[i, c]
+                    self.wC[i, c] = self.wC[source, c]
+                    self.wdm[c] += (self.wC[source, c] - old) / self.n
+                self._column_row_changed(i)
             self._act(i)
             self._touch(i)
         self._log(LOG_REJOIN, i, via)
@@ -1116,7 +1157,10 @@ cdef class Engine:
         """Every live agent finished the piece: fold its product into the certificate (BLAS)."""
         cdef int64_t r
         rows = np.concatenate([np.arange(self.n), self.n + np.flatnonzero(np.asarray(self.slot) != EMPTY)])
-        self.cert_D = self.certifier.close(np.asarray(self.prod), np.asarray(self.g), rows.astype(np.int64))
+        self.cert_D = self.certifier.close(np.asarray(self.prod), np.asarray(self.g), rows.astype(np.int64), self.K)
+        self.K = self.certifier.window.K
+        self.dm_l1 = 0.0
+        self.fresh_columns = 0
         self.piece = self.certifier.piece
         np.asarray(self.prod)[:] = np.eye(self.prod.shape[0])
         np.asarray(self.g)[:] = 0.0
@@ -1125,6 +1169,42 @@ cdef class Engine:
         for r in range(self.n):
             self.piece_start_k[r] = self.k[r]
         self.close_pending = False
+
+    cdef void _column_row_changed(self, int64_t i) noexcept nogil:
+        """Agent i's window row changed (dm already updated): recompute q_i and ||dm||_1."""
+        cdef int64_t l
+        cdef double q = 0.0, m = 0.0
+        for l in range(self.K):
+            q += fabs(self.wC[i, l] - self.wref[l])
+            m += fabs(self.wdm[l])
+        self.wq[i] = q
+        self.dm_l1 = m
+
+    cdef void _recenter(self) noexcept nogil:
+        """certificate.ColumnWindow.recenter: ref = the agents' mean column, dm = 0, q exact."""
+        cdef int64_t a, l
+        cdef double acc
+        for l in range(self.K):  # beyond K, ref is 0 (ColumnWindow.close) and dm is set on use
+            acc = 0.0
+            for a in range(self.n):
+                acc += self.wC[a, l]
+            self.wref[l] = acc / self.n
+            self.wdm[l] = 0.0
+        for a in range(self.n):
+            acc = 0.0
+            for l in range(self.K):
+                acc += fabs(self.wC[a, l] - self.wref[l])
+            self.wq[a] = acc
+        self.dm_l1 = 0.0
+        self.fresh_columns = 0
+
+    cdef double _window_max_q(self) noexcept nogil:
+        cdef int64_t a
+        cdef double best = 0.0
+        for a in range(self.n):
+            if self.wq[a] > best:
+                best = self.wq[a]
+        return best
 
     cdef double _diameter(self) noexcept nogil:
         """max_ij ||z_i - z_j|| of the current state (O(n^2 d), only for sampled states)."""
@@ -1151,7 +1231,13 @@ cdef class Engine:
             sample = self.obs_count % self.stride == 0
             worst = self._observe_sup(sample)
             if self.certificate:
-                bound = self.cert_D + 2.0 * self.gmax
+                if self.fresh_columns >= self.recenter_every:
+                    self._recenter()
+                bound = self.cert_D + self._window_max_q() + self.dm_l1 + 2.0 * self.gmax
+                if bound > self.cert_sup and self.dm_l1 > 0.0:
+                    # a new supremum: take the window's exact value (drop the drift of the mean)
+                    self._recenter()
+                    bound = self.cert_D + self._window_max_q() + 2.0 * self.gmax
                 if bound > self.cert_sup:
                     self.cert_sup = bound
             if sample:
@@ -1182,7 +1268,7 @@ cdef class Engine:
     cdef int _loop(self) noexcept nogil:
         cdef Event ev
         cdef int64_t a, rc
-        cdef int64_t unit = self.d + 1 + (self.prod.shape[1] if self.certificate else 0)
+        cdef int64_t unit = self.d + 1 + (self.prod.shape[1] + self.wcap if self.certificate else 0)
         while True:
             if self.oom:
                 return RUN_NOMEM
