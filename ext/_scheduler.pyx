@@ -30,7 +30,7 @@ import numpy as np
 
 from galasim.gossip import repair as repair_rule
 from galasim.sim import liveness
-from galasim.sim.certificate import RECENTER, PiecewiseCertificate
+from galasim.sim.certificate import PiecewiseCertificate
 from galasim.sim.events import LOG_DTYPE
 from galasim.sim.models import callback_delta
 from galasim.sim.result import diameter, diameter_policy
@@ -125,6 +125,7 @@ cdef enum:
 
 # Work units (about one per double touched) between two returns to Python: a few milliseconds.
 cdef int64_t CHECK_WORK = 1 << 23
+cdef int64_t EXACT_AGENTS = 4  # certificate.EXACT_AGENTS
 
 cdef struct LogEntry:
     double time
@@ -340,7 +341,7 @@ cdef class Engine:
     # agents' mean column at the last close (ref), its drift since (dm), q_a = ||C_a - ref||_1
     cdef double[:, ::1] wC
     cdef double[::1] wref, wdm, wq
-    cdef int64_t K, wcap, fresh_columns, recenter_every
+    cdef int64_t K, wcap, wops  # wops: window row changes since the last re-centring
     cdef double dm_l1
     cdef bint close_pending
     cdef object certifier
@@ -476,7 +477,6 @@ cdef class Engine:
             self.wdm = self.certifier.window.dm
             self.wq = self.certifier.window.q
             self.wcap = self.certifier.window.cap
-            self.recenter_every = RECENTER * n
             self.piece_start_k = np.zeros(n, dtype=np.int64)
         self.zc = np.zeros((n, d))
         self.zsum = np.zeros(d)
@@ -645,16 +645,7 @@ cdef class Engine:
             for l in range(cols):
                 self.prod[i, l] *= inv
             self.g[i] *= inv
-            for l in range(self.K):
-                old = self.wC[i, l]
-                v = old
-                for e in range(lo, hi):
-                    if self.slot[e] == ARRIVED:
-                        v += self.wC[rows + e, l]
-                v *= inv
-                self.wC[i, l] = v
-                self.wdm[l] += (v - old) / self.n
-            self._column_row_changed(i)
+            self._mix_columns(i, m, inv)
         for e in range(lo, hi):
             if self.slot[e] == ARRIVED:
                 self.slot[e] = EMPTY
@@ -966,7 +957,7 @@ cdef class Engine:
                 self.dm_l1 += self.step / self.n
                 self.wq[i] += self.step
                 self.K += 1
-                self.fresh_columns += 1
+                self.wops += 1
             else:
                 self.g[i] += self.step
                 if self.g[i] > self.gmax:
@@ -1160,7 +1151,7 @@ cdef class Engine:
         self.cert_D = self.certifier.close(np.asarray(self.prod), np.asarray(self.g), rows.astype(np.int64), self.K)
         self.K = self.certifier.window.K
         self.dm_l1 = 0.0
-        self.fresh_columns = 0
+        self.wops = 0
         self.piece = self.certifier.piece
         np.asarray(self.prod)[:] = np.eye(self.prod.shape[0])
         np.asarray(self.g)[:] = 0.0
@@ -1169,6 +1160,40 @@ cdef class Engine:
         for r in range(self.n):
             self.piece_start_k[r] = self.k[r]
         self.close_pending = False
+
+    cdef void _mix_columns(self, int64_t i, int64_t m, double inv) noexcept nogil:
+        """The mix on the window's columns, fused with the updates of dm, q_i and ||dm||_1 (the
+        same operations, in the same order, as _column_row_changed after a plain mix)."""
+        cdef int64_t l, e, b = -1, lo = self.in_indptr[i], hi = self.in_indptr[i + 1]
+        cdef double old, v, dmv, q = 0.0, mm = 0.0
+        if m == 1:
+            for e in range(lo, hi):
+                if self.slot[e] == ARRIVED:
+                    b = self.n + e
+            for l in range(self.K):
+                old = self.wC[i, l]
+                v = (old + self.wC[b, l]) * inv
+                self.wC[i, l] = v
+                dmv = self.wdm[l] + (v - old) / self.n
+                self.wdm[l] = dmv
+                q += fabs(v - self.wref[l])
+                mm += fabs(dmv)
+        else:
+            for l in range(self.K):
+                old = self.wC[i, l]
+                v = old
+                for e in range(lo, hi):
+                    if self.slot[e] == ARRIVED:
+                        v += self.wC[self.n + e, l]
+                v *= inv
+                self.wC[i, l] = v
+                dmv = self.wdm[l] + (v - old) / self.n
+                self.wdm[l] = dmv
+                q += fabs(v - self.wref[l])
+                mm += fabs(dmv)
+        self.wq[i] = q
+        self.dm_l1 = mm
+        self.wops += 1
 
     cdef void _column_row_changed(self, int64_t i) noexcept nogil:
         """Agent i's window row changed (dm already updated): recompute q_i and ||dm||_1."""
@@ -1179,6 +1204,24 @@ cdef class Engine:
             m += fabs(self.wdm[l])
         self.wq[i] = q
         self.dm_l1 = m
+        self.wops += 1
+
+    cdef double _window_exact_max(self, double threshold) noexcept nogil:
+        """max_a ||C_a - (ref + dm)||_1, the window's exact value, computed only for the first
+        EXACT_AGENTS agents whose bound q_a + ||dm||_1 exceeds ``threshold`` (the others count
+        with that bound)."""
+        cdef int64_t a, l, left = EXACT_AGENTS
+        cdef double best = 0.0, v
+        for a in range(self.n):
+            v = self.wq[a] + self.dm_l1
+            if v > threshold and left > 0:
+                left -= 1
+                v = 0.0
+                for l in range(self.K):
+                    v += fabs(self.wC[a, l] - self.wref[l] - self.wdm[l])
+            if v > best:
+                best = v
+        return best
 
     cdef void _recenter(self) noexcept nogil:
         """certificate.ColumnWindow.recenter: ref = the agents' mean column, dm = 0, q exact."""
@@ -1196,7 +1239,7 @@ cdef class Engine:
                 acc += fabs(self.wC[a, l] - self.wref[l])
             self.wq[a] = acc
         self.dm_l1 = 0.0
-        self.fresh_columns = 0
+        self.wops = 0
 
     cdef double _window_max_q(self) noexcept nogil:
         cdef int64_t a
@@ -1231,13 +1274,17 @@ cdef class Engine:
             sample = self.obs_count % self.stride == 0
             worst = self._observe_sup(sample)
             if self.certificate:
-                if self.fresh_columns >= self.recenter_every:
-                    self._recenter()
                 bound = self.cert_D + self._window_max_q() + self.dm_l1 + 2.0 * self.gmax
                 if bound > self.cert_sup and self.dm_l1 > 0.0:
-                    # a new supremum: take the window's exact value (drop the drift of the mean)
-                    self._recenter()
-                    bound = self.cert_D + self._window_max_q() + 2.0 * self.gmax
+                    # A new supremum? Take the window's exact value: re-centre (O(agents x
+                    # columns), at most once per `agents` row changes), else evaluate the
+                    # agents that could set it (at most EXACT_AGENTS of them).
+                    if self.wops >= self.n:
+                        self._recenter()
+                        bound = self.cert_D + self._window_max_q() + 2.0 * self.gmax
+                    else:
+                        bound = (self.cert_D + 2.0 * self.gmax
+                                 + self._window_exact_max(self.cert_sup - self.cert_D - 2.0 * self.gmax))
                 if bound > self.cert_sup:
                     self.cert_sup = bound
             if sample:

@@ -10,7 +10,8 @@ a row to the agents' mean is subadditive over a split of the state into parts):
    C_s(t) = Phi(t, s) e_{i_s}; their worst case over update directions of max_a ||x_a - x_bar||
    is exactly step * max_a sum_s |C_s[a] - mean_c C_s[c]|, which the engines bound by
    max_a q_a + ||dm||_1 (exact at a re-centring; the drift of the mean since) -- and re-centre
-   whenever that would set a new supremum, so the supremum itself is exact for this part;
+   at every close and whenever that would set a new supremum, so the supremum itself is exact
+   for this part;
 2. the overflow of the current piece (updates that found the window full): g, their norms
    carried through the maps, so max_a ||Y_a - Y_bar|| <= max g + mean g <= 2 max g;
 3. the tail: injections that left the window, with the Dobrushin route below. The distance
@@ -94,15 +95,16 @@ def column_cap(agents: int, size: int) -> int:
     Each live column costs a few flops per row operation (a mix or a write) and a close costs
     O(agents x columns): COLUMN_ITERATIONS iterations of every agent's injections, at least
     COLUMN_MIN and at most COLUMN_MAX columns (rings of 16 mix in about that many iterations).
+    None (0) when two pieces' updates would not fit: the window would only cost (large states
+    keep the Dobrushin route alone).
     """
-    return int(min(COLUMN_MAX, max(COLUMN_MIN, COLUMN_ITERATIONS * agents, 2 * agents * piece_length(size))))
+    if 2 * agents * piece_length(size) > COLUMN_MAX:
+        return 0
+    return int(min(COLUMN_MAX, max(COLUMN_MIN, COLUMN_ITERATIONS * agents)))
 
 
 COLUMN_ITERATIONS = 1024
-# The engines re-centre the window (ColumnWindow.recenter, O(agents x columns)) at the first
-# observation after this many iterations' worth of windowed updates (agents x RECENTER): the drift
-# ||dm||_1 of the mean since the last centring is what the in-piece bound adds to the exact value.
-RECENTER = 2
+EXACT_AGENTS = 4  # agents the engines evaluate exactly at a candidate supremum (no re-centring)
 COLUMN_MIN = 4096
 COLUMN_MAX = 16384
 
@@ -127,7 +129,7 @@ class ColumnWindow:
 
     def __init__(self, agents: int, size: int, cap: int):
         self.agents = agents
-        self.cap = max(1, cap)
+        self.cap = max(0, cap)
         self.C = np.zeros((size, self.cap))
         self.ref = np.zeros(self.cap)
         self.dm = np.zeros(self.cap)

@@ -16,7 +16,7 @@ import numpy as np
 from galasim.gossip import PUSH_SUM
 from galasim.gossip import repair as repair_rule
 from galasim.sim import liveness, rng
-from galasim.sim.certificate import RECENTER, PiecewiseCertificate, seqsum
+from galasim.sim.certificate import EXACT_AGENTS, PiecewiseCertificate, seqsum
 from galasim.sim.events import LOG_DTYPE, ARRIVE, CRASH, LINK, LOST, MIX, REJOIN, REPAIR, UPDATE, WRITE
 from galasim.sim.liveness import ARRIVED, BLOCKED, CRASHED, EMPTY, IN_FLIGHT, LOSING, RUNNING
 from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, EXPONENTIAL, QUADRATIC, RANDOM, callback_delta
@@ -111,7 +111,7 @@ class ReferenceEngine:
             self.win = self.certifier.window
         self.K = 0  # columns in the certificate's window (certificate.ColumnWindow)
         self.dm_l1 = 0.0
-        self.fresh_columns = 0  # windowed updates since the window was last centred
+        self.wops = 0  # window row changes since the last re-centring
         self.piece_count = 0
         self.close_pending = False
         self.cert_D = self.gmax = self.cert_sup = 0.0
@@ -380,7 +380,7 @@ class ReferenceEngine:
                 self.dm_l1 += self.step / self.n
                 self.win.q[i] += self.step
                 self.K += 1
-                self.fresh_columns += 1
+                self.wops += 1
             else:
                 self.g[i] += self.step
                 self.gmax = max(self.gmax, self.g[i])
@@ -558,7 +558,7 @@ class ReferenceEngine:
         self.cert_D = self.certifier.close(self.prod, self.g, rows, self.K)
         self.K = self.win.K
         self.dm_l1 = 0.0
-        self.fresh_columns = 0
+        self.wops = 0
         self.piece = self.certifier.piece
         self.prod = np.eye(self.n + self.E)
         self.g[:] = 0.0
@@ -567,10 +567,17 @@ class ReferenceEngine:
         self.piece_start_k = list(self.k)
         self.close_pending = False
 
-    def _recenter(self) -> None:
-        self.win.recenter(self.K)
-        self.dm_l1 = 0.0
-        self.fresh_columns = 0
+    def _window_exact_max(self, threshold: float) -> float:
+        """max_a ||C_a - (ref + dm)||_1 for the first EXACT_AGENTS agents whose q_a + ||dm||_1
+        exceeds threshold (the others count with that bound)."""
+        K, best, left = self.K, 0.0, EXACT_AGENTS
+        for a in range(self.n):
+            v = float(self.win.q[a]) + self.dm_l1
+            if v > threshold and left > 0:
+                left -= 1
+                v = float(seqsum(np.abs(self.win.C[a, :K] - self.win.ref[:K] - self.win.dm[:K])))
+            best = max(best, v)
+        return best
 
     def _column_row_changed(self, i: int, old: np.ndarray) -> None:
         """Agent i's window row changed from ``old``: update the agents' mean drift and q_i."""
@@ -579,6 +586,7 @@ class ReferenceEngine:
         # left-to-right sums, as the Cython loop adds (certificate.seqsum)
         self.win.q[i] = float(seqsum(np.abs(self.win.C[i, :K] - self.win.ref[:K])))
         self.dm_l1 = float(seqsum(np.abs(self.win.dm[:K])))
+        self.wops += 1
 
     def _end_batch(self) -> None:
         bound = math.inf
@@ -588,13 +596,19 @@ class ReferenceEngine:
             dist = float(np.sqrt(((z - z.mean(axis=0)) ** 2).sum(axis=1)).max())
             self.sup_distance = max(self.sup_distance, dist)
             if self.certificate:
-                if self.fresh_columns >= RECENTER * self.n:
-                    self._recenter()
                 bound = self.cert_D + float(self.win.q.max()) + self.dm_l1 + 2.0 * self.gmax
                 if bound > self.cert_sup and self.dm_l1 > 0.0:
-                    # a new supremum: take the window's exact value (drop the drift of the mean)
-                    self._recenter()
-                    bound = self.cert_D + float(self.win.q.max()) + 2.0 * self.gmax
+                    # A new supremum? Take the window's exact value: re-centre (O(agents x
+                    # columns), at most once per `agents` row changes), else evaluate the
+                    # agents that could set it (at most EXACT_AGENTS of them).
+                    if self.wops >= self.n:
+                        self.win.recenter(self.K)
+                        self.dm_l1 = 0.0
+                        self.wops = 0
+                        bound = self.cert_D + float(self.win.q.max()) + 2.0 * self.gmax
+                    else:
+                        bound = (self.cert_D + 2.0 * self.gmax
+                                 + self._window_exact_max(self.cert_sup - self.cert_D - 2.0 * self.gmax))
                 self.cert_sup = max(self.cert_sup, bound)
             self.obs_count += 1
             if self.obs_count % self.stride == 0:
