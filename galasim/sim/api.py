@@ -332,7 +332,9 @@ def simulate(
     seed : int
         Everything random derives from it: equal seeds give equal results.
     certificate : bool or "auto"
-        Track the data-dependent bound (a dense (n+E)^2 product); "auto" does when n+E <= 512.
+        Track the data-dependent bound on max_i ||x_i - mean|| (a dense (n+E)^2 product and a
+        window of up to 16,384 exact update columns: docs/simulation.md); "auto" does when
+        n+E <= 512.
     trajectory_samples : int
         About how many observations the returned trajectory keeps.
     engine : {"cython", "reference"}
