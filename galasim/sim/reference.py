@@ -640,7 +640,7 @@ class ReferenceEngine:
         if s.crash_rate > 0:
             for i in range(self.n):
                 self._schedule_crash(i)
-        unit = self.d + 1 + (self.n + self.E + self.win.cap if self.certificate else 0)
+        unit = self.d + 1 + (self.n + self.E if self.certificate else 0)  # as the Cython loop
         while True:
             if not self.heap:
                 self._end_batch()
