@@ -470,7 +470,8 @@ cdef class Engine:
         if self.certificate:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
-            self.certifier = PiecewiseCertificate(n + E, agents=n)
+            # certificate 2 ("exact"): the window of exact columns; 1: the Dobrushin pieces alone
+            self.certifier = PiecewiseCertificate(n + E, agents=n, columns=None if spec.certificate == 2 else 0)
             self.piece = self.certifier.piece
             self.wC = self.certifier.window.C
             self.wref = self.certifier.window.ref

@@ -106,7 +106,8 @@ class ReferenceEngine:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
             self.piece_start_k = [0] * n
-            self.certifier = PiecewiseCertificate(n + E, agents=n)
+            # certificate 2 ("exact"): the window of exact columns; 1: the Dobrushin pieces alone
+            self.certifier = PiecewiseCertificate(n + E, agents=n, columns=None if spec.certificate == 2 else 0)
             self.piece = self.certifier.piece
             self.win = self.certifier.window
         self.K = 0  # columns in the certificate's window (certificate.ColumnWindow)
