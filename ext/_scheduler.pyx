@@ -18,9 +18,11 @@ B, one more than the longest run of actions that avoids some edge of the final l
 
 Certificate (GALA): the state (agents and live message buffers) evolves by row-stochastic maps
 plus injections. Per event the loop keeps the product of the realised maps since the current
-piece began and g, the update norms (alpha L) propagated through the same maps; a piece closes
-when every live agent has done `piece` more iterations, and galasim/sim/certificate.py turns the
-closed pieces into the bound (see there).
+piece began, the window's exact column of every recent update (one double per column and row
+operation) with the agents' deviations from their mean, and g, the norms (alpha L) of updates that
+found the window full, propagated through the same maps; a piece closes when every live agent has
+done `piece` more iterations, and galasim/sim/certificate.py turns the closed pieces into the
+bound (see there).
 """
 import time
 
@@ -123,6 +125,7 @@ cdef enum:
 
 # Work units (about one per double touched) between two returns to Python: a few milliseconds.
 cdef int64_t CHECK_WORK = 1 << 23
+cdef int64_t EXACT_AGENTS = 4  # certificate.EXACT_AGENTS
 
 cdef struct LogEntry:
     double time
@@ -334,6 +337,12 @@ cdef class Engine:
     cdef int64_t[::1] piece_start_k
     cdef int64_t piece, piece_count
     cdef double cert_D, gmax, cert_sup
+    # the window of exact injection columns (galasim.sim.certificate.ColumnWindow): C, the
+    # agents' mean column at the last close (ref), its drift since (dm), q_a = ||C_a - ref||_1
+    cdef double[:, ::1] wC
+    cdef double[::1] wref, wdm, wq
+    cdef int64_t K, wcap, wops  # wops: window row changes since the last re-centring
+    cdef double dm_l1
     cdef bint close_pending
     cdef object certifier
 
@@ -461,8 +470,14 @@ cdef class Engine:
         if self.certificate:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
-            self.certifier = PiecewiseCertificate(n + E)
+            # certificate 2 ("exact"): the window of exact columns; 1: the Dobrushin pieces alone
+            self.certifier = PiecewiseCertificate(n + E, agents=n, columns=None if spec.certificate == 2 else 0)
             self.piece = self.certifier.piece
+            self.wC = self.certifier.window.C
+            self.wref = self.certifier.window.ref
+            self.wdm = self.certifier.window.dm
+            self.wq = self.certifier.window.q
+            self.wcap = self.certifier.window.cap
             self.piece_start_k = np.zeros(n, dtype=np.int64)
         self.zc = np.zeros((n, d))
         self.zsum = np.zeros(d)
@@ -564,6 +579,8 @@ cdef class Engine:
         if self.certificate:
             self.prod[self.n + e, :] = self.prod[j, :]
             self.g[self.n + e] = self.g[j]
+            for c in range(self.K):
+                self.wC[self.n + e, c] = self.wC[j, c]
         if lost:
             self.dropped += 1
             self._push(self.now + delay, EV_LOST, e)
@@ -604,7 +621,7 @@ cdef class Engine:
     cdef void _mix(self, int64_t i) noexcept nogil:
         cdef int64_t e, c, m = 0, lo = self.in_indptr[i], hi = self.in_indptr[i + 1]
         cdef int64_t rows = self.n, l, cols
-        cdef double inv
+        cdef double inv, old, v
         for e in range(lo, hi):
             if self.slot[e] == ARRIVED:
                 m += 1
@@ -629,6 +646,7 @@ cdef class Engine:
             for l in range(cols):
                 self.prod[i, l] *= inv
             self.g[i] *= inv
+            self._mix_columns(i, m, inv)
         for e in range(lo, hi):
             if self.slot[e] == ARRIVED:
                 self.slot[e] = EMPTY
@@ -933,9 +951,18 @@ cdef class Engine:
         if self.k[i] == self.iterations:
             self.reached += 1
         if self.certificate:
-            self.g[i] += self.step
-            if self.g[i] > self.gmax:
-                self.gmax = self.g[i]
+            if self.K < self.wcap:
+                # a new exact column: step in agent i's row (ref = 0 there: it is new)
+                self.wC[i, self.K] = self.step
+                self.wdm[self.K] = self.step / self.n
+                self.dm_l1 += self.step / self.n
+                self.wq[i] += self.step
+                self.K += 1
+                self.wops += 1
+            else:
+                self.g[i] += self.step
+                if self.g[i] > self.gmax:
+                    self.gmax = self.g[i]
             if self.k[i] == self.piece_start_k[i] + self.piece:
                 self.piece_count += 1
         if self.protocol == PUSH_SUM:
@@ -1069,6 +1096,7 @@ cdef class Engine:
         """Agent i's new process: empty receive buffers, the parameters of its lowest-numbered
         live in-neighbour (galasim.gossip.repair.rejoin_source), new connections, then it computes."""
         cdef int64_t e, p, c, source = -1, via = -1, cols
+        cdef double old
         for e in range(self.in_indptr[i], self.in_indptr[i + 1]):
             if self.slot[e] == ARRIVED:
                 self.slot[e] = EMPTY
@@ -1093,6 +1121,11 @@ cdef class Engine:
                 for c in range(cols):
                     self.prod[i, c] = self.prod[source, c]
                 self.g[i] = self.g[source]
+                for c in range(self.K):
+                    old = self.wC[i, c]
+                    self.wC[i, c] = self.wC[source, c]
+                    self.wdm[c] += (self.wC[source, c] - old) / self.n
+                self._column_row_changed(i)
             self._act(i)
             self._touch(i)
         self._log(LOG_REJOIN, i, via)
@@ -1116,7 +1149,10 @@ cdef class Engine:
         """Every live agent finished the piece: fold its product into the certificate (BLAS)."""
         cdef int64_t r
         rows = np.concatenate([np.arange(self.n), self.n + np.flatnonzero(np.asarray(self.slot) != EMPTY)])
-        self.cert_D = self.certifier.close(np.asarray(self.prod), np.asarray(self.g), rows.astype(np.int64))
+        self.cert_D = self.certifier.close(np.asarray(self.prod), np.asarray(self.g), rows.astype(np.int64), self.K)
+        self.K = self.certifier.window.K
+        self.dm_l1 = 0.0
+        self.wops = 0
         self.piece = self.certifier.piece
         np.asarray(self.prod)[:] = np.eye(self.prod.shape[0])
         np.asarray(self.g)[:] = 0.0
@@ -1125,6 +1161,94 @@ cdef class Engine:
         for r in range(self.n):
             self.piece_start_k[r] = self.k[r]
         self.close_pending = False
+
+    cdef void _mix_columns(self, int64_t i, int64_t m, double inv) noexcept nogil:
+        """The mix on the window's columns, fused with the updates of dm, q_i and ||dm||_1 (the
+        same operations, in the same order, as _column_row_changed after a plain mix)."""
+        cdef int64_t l, e, b = -1, lo = self.in_indptr[i], hi = self.in_indptr[i + 1]
+        cdef double old, v, dmv, q = 0.0, mm = 0.0
+        if m == 1:
+            for e in range(lo, hi):
+                if self.slot[e] == ARRIVED:
+                    b = self.n + e
+            for l in range(self.K):
+                old = self.wC[i, l]
+                v = (old + self.wC[b, l]) * inv
+                self.wC[i, l] = v
+                dmv = self.wdm[l] + (v - old) / self.n
+                self.wdm[l] = dmv
+                q += fabs(v - self.wref[l])
+                mm += fabs(dmv)
+        else:
+            for l in range(self.K):
+                old = self.wC[i, l]
+                v = old
+                for e in range(lo, hi):
+                    if self.slot[e] == ARRIVED:
+                        v += self.wC[self.n + e, l]
+                v *= inv
+                self.wC[i, l] = v
+                dmv = self.wdm[l] + (v - old) / self.n
+                self.wdm[l] = dmv
+                q += fabs(v - self.wref[l])
+                mm += fabs(dmv)
+        self.wq[i] = q
+        self.dm_l1 = mm
+        self.wops += 1
+
+    cdef void _column_row_changed(self, int64_t i) noexcept nogil:
+        """Agent i's window row changed (dm already updated): recompute q_i and ||dm||_1."""
+        cdef int64_t l
+        cdef double q = 0.0, m = 0.0
+        for l in range(self.K):
+            q += fabs(self.wC[i, l] - self.wref[l])
+            m += fabs(self.wdm[l])
+        self.wq[i] = q
+        self.dm_l1 = m
+        self.wops += 1
+
+    cdef double _window_exact_max(self, double threshold) noexcept nogil:
+        """max_a ||C_a - (ref + dm)||_1, the window's exact value, computed only for the first
+        EXACT_AGENTS agents whose bound q_a + ||dm||_1 exceeds ``threshold`` (the others count
+        with that bound)."""
+        cdef int64_t a, l, left = EXACT_AGENTS
+        cdef double best = 0.0, v
+        for a in range(self.n):
+            v = self.wq[a] + self.dm_l1
+            if v > threshold and left > 0:
+                left -= 1
+                v = 0.0
+                for l in range(self.K):
+                    v += fabs(self.wC[a, l] - self.wref[l] - self.wdm[l])
+            if v > best:
+                best = v
+        return best
+
+    cdef void _recenter(self) noexcept nogil:
+        """certificate.ColumnWindow.recenter: ref = the agents' mean column, dm = 0, q exact."""
+        cdef int64_t a, l
+        cdef double acc
+        for l in range(self.K):  # beyond K, ref is 0 (ColumnWindow.close) and dm is set on use
+            acc = 0.0
+            for a in range(self.n):
+                acc += self.wC[a, l]
+            self.wref[l] = acc / self.n
+            self.wdm[l] = 0.0
+        for a in range(self.n):
+            acc = 0.0
+            for l in range(self.K):
+                acc += fabs(self.wC[a, l] - self.wref[l])
+            self.wq[a] = acc
+        self.dm_l1 = 0.0
+        self.wops = 0
+
+    cdef double _window_max_q(self) noexcept nogil:
+        cdef int64_t a
+        cdef double best = 0.0
+        for a in range(self.n):
+            if self.wq[a] > best:
+                best = self.wq[a]
+        return best
 
     cdef double _diameter(self) noexcept nogil:
         """max_ij ||z_i - z_j|| of the current state (O(n^2 d), only for sampled states)."""
@@ -1151,7 +1275,17 @@ cdef class Engine:
             sample = self.obs_count % self.stride == 0
             worst = self._observe_sup(sample)
             if self.certificate:
-                bound = self.cert_D + 2.0 * self.gmax
+                bound = self.cert_D + self._window_max_q() + self.dm_l1 + 2.0 * self.gmax
+                if bound > self.cert_sup and self.dm_l1 > 0.0:
+                    # A new supremum? Take the window's exact value: re-centre (O(agents x
+                    # columns), at most once per `agents` row changes), else evaluate the
+                    # agents that could set it (at most EXACT_AGENTS of them).
+                    if self.wops >= self.n:
+                        self._recenter()
+                        bound = self.cert_D + self._window_max_q() + 2.0 * self.gmax
+                    else:
+                        bound = (self.cert_D + 2.0 * self.gmax
+                                 + self._window_exact_max(self.cert_sup - self.cert_D - 2.0 * self.gmax))
                 if bound > self.cert_sup:
                     self.cert_sup = bound
             if sample:
@@ -1182,6 +1316,8 @@ cdef class Engine:
     cdef int _loop(self) noexcept nogil:
         cdef Event ev
         cdef int64_t a, rc
+        # the window's columns are not counted: the liveness checks keep main's cadence (counting
+        # them made C7 find a run whose deadlock the engines declared one event apart)
         cdef int64_t unit = self.d + 1 + (self.prod.shape[1] if self.certificate else 0)
         while True:
             if self.oom:

@@ -217,9 +217,9 @@ def record_pieces(**config) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     pieces: list[tuple[np.ndarray, np.ndarray]] = []
     original = certificate.PiecewiseCertificate.close
 
-    def spy(self, product, injection, rows):
+    def spy(self, product, g, rows, *window):
         pieces.append((np.array(product, dtype=float, copy=True), np.array(rows, dtype=np.int64, copy=True)))
-        return original(self, product, injection, rows)
+        return original(self, product, g, rows, *window)
 
     certificate.PiecewiseCertificate.close = spy
     try:

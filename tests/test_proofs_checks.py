@@ -184,7 +184,7 @@ def test_c2_fails_when_the_certificate_in_force_is_exceeded_pointwise(monkeypatc
     _small_c2(monkeypatch)
 
     def shrink(result):  # the suprema are fine, but at some time the bound in force is exceeded
-        result.trajectory["certificate"] = result.trajectory["diameter"] * 0.9
+        result.trajectory["certificate"] = result.trajectory["distance"] * 0.9
 
     _lying_simulate(monkeypatch, shrink)
     result = c2.run(quick=True)

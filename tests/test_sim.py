@@ -237,7 +237,8 @@ def test_trajectory_is_a_time_ordered_sample_below_the_supremum():
     assert traj["time"].is_monotonic_increasing
     assert traj["distance"].max() <= r.summary["empirical"] + 1e-15
     assert (traj["distance"] <= traj["diameter"] + 1e-15).all()
-    assert (traj["diameter"] <= traj["certificate"] * (1 + 1e-9)).all()
+    assert (traj["distance"] <= traj["certificate"] * (1 + 1e-9)).all()
+    assert (traj["diameter"] <= 2 * traj["certificate"] * (1 + 1e-9)).all()  # diam <= 2 max_i ||x_i - mean||
 
 
 @pytest.mark.parametrize("kwargs, message", [

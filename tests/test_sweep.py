@@ -178,7 +178,7 @@ def test_seeds_are_a_count_or_an_explicit_list():
         ({"protocol": ["gossip"]}, "unknown protocol 'gossip'"),
         ({"updates": ["callback"]}, "callable"),
         ({"engine": ["gpu"]}, "engine must be one of cython, reference, got 'gpu'"),
-        ({"certificate": ["maybe"]}, "certificate must be true, false or auto"),
+        ({"certificate": ["maybe"]}, "certificate must be true, false, auto or exact"),
         ({"agents": [1]}, "agents must be an integer from 2 to .*, got 1"),
         ({"agents": ["eight"]}, "agents must be an integer"),
         ({"iterations": [2.5]}, "iterations must be an integer"),

@@ -45,10 +45,10 @@ def check_run_cost(
         8 * doubles,
         "use fewer agents, a smaller dim or fewer trajectory_samples",
     )
-    if certificate is True:
+    if certificate in (True, "exact"):
         rows = n + edges
         check_memory(
-            f"certificate=True on {n} agents and {edges} edges (dense {rows} x {rows} products)",
+            f"certificate={certificate!r} on {n} agents and {edges} edges (dense {rows} x {rows} products)",
             8 * CERTIFICATE_COPIES * rows**2,
             "use certificate='auto' or False",
         )

@@ -16,7 +16,7 @@ import numpy as np
 from galasim.gossip import PUSH_SUM
 from galasim.gossip import repair as repair_rule
 from galasim.sim import liveness, rng
-from galasim.sim.certificate import PiecewiseCertificate
+from galasim.sim.certificate import EXACT_AGENTS, PiecewiseCertificate, seqsum
 from galasim.sim.events import LOG_DTYPE, ARRIVE, CRASH, LINK, LOST, MIX, REJOIN, REPAIR, UPDATE, WRITE
 from galasim.sim.liveness import ARRIVED, BLOCKED, CRASHED, EMPTY, IN_FLIGHT, LOSING, RUNNING
 from galasim.sim.models import AWAY_FROM_MEAN, CALLBACK, EXPONENTIAL, QUADRATIC, RANDOM, callback_delta
@@ -106,8 +106,13 @@ class ReferenceEngine:
             self.prod = np.eye(n + E)
             self.g = np.zeros(n + E)
             self.piece_start_k = [0] * n
-            self.certifier = PiecewiseCertificate(n + E)
+            # certificate 2 ("exact"): the window of exact columns; 1: the Dobrushin pieces alone
+            self.certifier = PiecewiseCertificate(n + E, agents=n, columns=None if spec.certificate == 2 else 0)
             self.piece = self.certifier.piece
+            self.win = self.certifier.window
+        self.K = 0  # columns in the certificate's window (certificate.ColumnWindow)
+        self.dm_l1 = 0.0
+        self.wops = 0  # window row changes since the last re-centring
         self.piece_count = 0
         self.close_pending = False
         self.cert_D = self.gmax = self.cert_sup = 0.0
@@ -165,6 +170,7 @@ class ReferenceEngine:
         if self.certificate:
             self.prod[self.n + e] = self.prod[j]
             self.g[self.n + e] = self.g[j]
+            self.win.C[self.n + e, :self.K] = self.win.C[j, :self.K]
         if lost:
             self.dropped += 1
             self._push(self.now + delay, EV_LOST, e)
@@ -212,6 +218,12 @@ class ReferenceEngine:
                 self.g[i] += self.g[self.n + e]
             self.prod[i] *= inv
             self.g[i] *= inv
+            row = self.win.C[i, :self.K]
+            old = row.copy()
+            for e in fresh:
+                row += self.win.C[self.n + e, :self.K]
+            row *= inv
+            self._column_row_changed(i, old)
         for e in fresh:
             self.slot[e] = EMPTY
             self.max_age = max(self.max_age, self.k[i] - self.write_k[e])
@@ -362,8 +374,17 @@ class ReferenceEngine:
         if self.k[i] == self.s.iterations:
             self.reached += 1
         if self.certificate:
-            self.g[i] += self.step
-            self.gmax = max(self.gmax, self.g[i])
+            if self.K < self.win.cap:
+                # a new exact column: step in agent i's row (ref = 0 there: it is new)
+                self.win.C[i, self.K] = self.step
+                self.win.dm[self.K] = self.step / self.n
+                self.dm_l1 += self.step / self.n
+                self.win.q[i] += self.step
+                self.K += 1
+                self.wops += 1
+            else:
+                self.g[i] += self.step
+                self.gmax = max(self.gmax, self.g[i])
             if self.k[i] == self.piece_start_k[i] + self.piece:
                 self.piece_count += 1
         if self.s.protocol == PUSH_SUM:
@@ -498,6 +519,9 @@ class ReferenceEngine:
             if self.certificate:
                 self.prod[i] = self.prod[source]
                 self.g[i] = self.g[source]
+                old = self.win.C[i, :self.K].copy()
+                self.win.C[i, :self.K] = self.win.C[source, :self.K]
+                self._column_row_changed(i, old)
             self._act(i)
             self.dirty = True
         self._log(REJOIN, i, via)
@@ -532,7 +556,10 @@ class ReferenceEngine:
     def _close_piece(self) -> None:
         rows = np.array(list(range(self.n)) + [self.n + e for e in range(self.E) if self.slot[e] != EMPTY],
                         dtype=np.int64)
-        self.cert_D = self.certifier.close(self.prod, self.g, rows)
+        self.cert_D = self.certifier.close(self.prod, self.g, rows, self.K)
+        self.K = self.win.K
+        self.dm_l1 = 0.0
+        self.wops = 0
         self.piece = self.certifier.piece
         self.prod = np.eye(self.n + self.E)
         self.g[:] = 0.0
@@ -540,6 +567,27 @@ class ReferenceEngine:
         self.piece_count = 0
         self.piece_start_k = list(self.k)
         self.close_pending = False
+
+    def _window_exact_max(self, threshold: float) -> float:
+        """max_a ||C_a - (ref + dm)||_1 for the first EXACT_AGENTS agents whose q_a + ||dm||_1
+        exceeds threshold (the others count with that bound)."""
+        K, best, left = self.K, 0.0, EXACT_AGENTS
+        for a in range(self.n):
+            v = float(self.win.q[a]) + self.dm_l1
+            if v > threshold and left > 0:
+                left -= 1
+                v = float(seqsum(np.abs(self.win.C[a, :K] - self.win.ref[:K] - self.win.dm[:K])))
+            best = max(best, v)
+        return best
+
+    def _column_row_changed(self, i: int, old: np.ndarray) -> None:
+        """Agent i's window row changed from ``old``: update the agents' mean drift and q_i."""
+        K = self.K
+        self.win.dm[:K] += (self.win.C[i, :K] - old) / self.n
+        # left-to-right sums, as the Cython loop adds (certificate.seqsum)
+        self.win.q[i] = float(seqsum(np.abs(self.win.C[i, :K] - self.win.ref[:K])))
+        self.dm_l1 = float(seqsum(np.abs(self.win.dm[:K])))
+        self.wops += 1
 
     def _end_batch(self) -> None:
         bound = math.inf
@@ -549,7 +597,19 @@ class ReferenceEngine:
             dist = float(np.sqrt(((z - z.mean(axis=0)) ** 2).sum(axis=1)).max())
             self.sup_distance = max(self.sup_distance, dist)
             if self.certificate:
-                bound = self.cert_D + 2.0 * self.gmax
+                bound = self.cert_D + float(self.win.q.max()) + self.dm_l1 + 2.0 * self.gmax
+                if bound > self.cert_sup and self.dm_l1 > 0.0:
+                    # A new supremum? Take the window's exact value: re-centre (O(agents x
+                    # columns), at most once per `agents` row changes), else evaluate the
+                    # agents that could set it (at most EXACT_AGENTS of them).
+                    if self.wops >= self.n:
+                        self.win.recenter(self.K)
+                        self.dm_l1 = 0.0
+                        self.wops = 0
+                        bound = self.cert_D + float(self.win.q.max()) + 2.0 * self.gmax
+                    else:
+                        bound = (self.cert_D + 2.0 * self.gmax
+                                 + self._window_exact_max(self.cert_sup - self.cert_D - 2.0 * self.gmax))
                 self.cert_sup = max(self.cert_sup, bound)
             self.obs_count += 1
             if self.obs_count % self.stride == 0:
@@ -581,7 +641,7 @@ class ReferenceEngine:
         if s.crash_rate > 0:
             for i in range(self.n):
                 self._schedule_crash(i)
-        unit = self.d + 1 + (self.n + self.E if self.certificate else 0)
+        unit = self.d + 1 + (self.n + self.E if self.certificate else 0)  # as the Cython loop
         while True:
             if not self.heap:
                 self._end_batch()

@@ -180,11 +180,11 @@ def _sync_freq(value: Any) -> int | str | None:
 def _certificate(value: Any) -> bool | str:
     if isinstance(value, bool):
         return value
-    words = {"true": True, "false": False, "auto": "auto"}
+    words = {"true": True, "false": False, "auto": "auto", "exact": "exact"}
     word = value.strip().lower() if isinstance(value, str) else None
     if word in words:
         return words[word]
-    raise ValueError(f"certificate must be true, false or auto, got {value!r}")
+    raise ValueError(f"certificate must be true, false, auto or exact, got {value!r}")
 
 
 def _engine(value: Any) -> str:
@@ -243,8 +243,8 @@ PARAMETERS: dict[str, Parameter] = {
         ),
         Parameter(
             "certificate", "auto", _certificate,
-            "track the data-dependent certificate: true, false or auto (when n + edges <= "
-            f"{CERTIFICATE_AUTO_MAX_ROWS})",
+            "track the data-dependent certificate: true, false, auto (when n + edges <= "
+            f"{CERTIFICATE_AUTO_MAX_ROWS}) or exact (tighter, about 40x slower: docs/simulation.md)",
         ),
         Parameter("engine", "cython", _engine, "simulator: cython, or the pure-Python reference"),
     )
