@@ -23,7 +23,7 @@ import pytest
 
 import galasim
 from galasim import _validation, topology
-from galasim._validation import CERTIFICATE_AUTO_MAX_ROWS, MAX_CELLS
+from galasim._validation import CERTIFICATE_AUTO_EXACT_MAX_ROWS, CERTIFICATE_AUTO_MAX_ROWS, MAX_CELLS
 from galasim.atomic import atomic_write_text
 from galasim.cli import main
 from galasim.sweep import DEFAULT_GRID, Grid, read_results, run_sweep
@@ -380,7 +380,8 @@ def test_help_texts_quote_the_constants(capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
     flat = " ".join(capsys.readouterr().out.split())
-    assert f"auto (when n + edges <= {CERTIFICATE_AUTO_MAX_ROWS})" in flat
+    assert (f"auto (exact when n + edges <= {CERTIFICATE_AUTO_EXACT_MAX_ROWS}, true when <= "
+            f"{CERTIFICATE_AUTO_MAX_ROWS}, else false)") in flat
     assert f"{DEFAULT_GRID['seeds']} seeds (galasim.sweep.DEFAULT_GRID)" in flat
     assert "2 a usage error" in flat and "130 interrupted" in flat
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from galasim import topology as topo
 from galasim._validation import (  # CERTIFICATE_AUTO_MAX_ROWS: also read by `galasim sweep --help`
-    CERTIFICATE_AUTO_MAX_ROWS, INT32_MAX, SEED_MAX, check_sync_freq, choice, integer, positive,
+    CERTIFICATE_AUTO_EXACT_MAX_ROWS, CERTIFICATE_AUTO_MAX_ROWS, INT32_MAX, SEED_MAX, check_sync_freq, choice, integer, positive,
 )
 from galasim.gossip import ALLREDUCE, GALA, PUSH_SUM, Protocol, protocol as make_protocol
 from galasim.gossip import repair as repair_rule
@@ -145,7 +145,10 @@ def build_spec(
     edges, active, graphs = _edge_layout(graph)
     edges, active, edge_on = _with_bypasses(graph, edges, active, proto, faults, n)
     E = len(edges)
-    track = certificate in (True, "exact") or (certificate == "auto" and n + E <= CERTIFICATE_AUTO_MAX_ROWS)
+    if certificate == "auto":  # the tightest certificate whose cost stays small for this state size
+        certificate = ("exact" if n + E <= CERTIFICATE_AUTO_EXACT_MAX_ROWS
+                       else n + E <= CERTIFICATE_AUTO_MAX_ROWS)
+    track = certificate in (True, "exact")
     src = np.array([u for u, _ in edges], dtype=np.int64)
     dst = np.array([v for _, v in edges], dtype=np.int64)
     in_indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
@@ -332,11 +335,11 @@ def simulate(
     seed : int
         Everything random derives from it: equal seeds give equal results.
     certificate : bool, "auto" or "exact"
-        Track the data-dependent bound on max_i ||x_i - mean|| (docs/simulation.md): True, or
-        "auto" when n+E <= 512, with Dobrushin pieces (a dense (n+E)^2 product; about 2x the
-        run's time); "exact" adds a window of up to 16,384 exact update columns, much tighter
-        (within 10x of the empirical distance on the default study's 16-agent cells) and
-        about 40x slower.
+        Track the data-dependent bound on max_i ||x_i - mean|| (docs/simulation.md). True: with
+        Dobrushin pieces (a dense (n+E)^2 product; about 2x the run's time); "exact" adds a
+        window of up to 16,384 exact update columns, much tighter (within 10x of the empirical
+        distance on the default study's 16-agent cells) and about 15-40x slower; "auto" is
+        "exact" when n+E <= 32, True when n+E <= 512, else False.
     trajectory_samples : int
         About how many observations the returned trajectory keeps.
     engine : {"cython", "reference"}

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from galasim._validation import (
+    CERTIFICATE_AUTO_EXACT_MAX_ROWS,
     CERTIFICATE_AUTO_MAX_ROWS,
     INT32_MAX,
     INT64_MAX,
@@ -243,8 +244,9 @@ PARAMETERS: dict[str, Parameter] = {
         ),
         Parameter(
             "certificate", "auto", _certificate,
-            "track the data-dependent certificate: true, false, auto (when n + edges <= "
-            f"{CERTIFICATE_AUTO_MAX_ROWS}) or exact (tighter, about 40x slower: docs/simulation.md)",
+            "the data-dependent certificate: true (Dobrushin pieces), exact (adds a window of exact "
+            "columns: tighter, 15-40x slower), false, or auto (exact when n + edges <= "
+            f"{CERTIFICATE_AUTO_EXACT_MAX_ROWS}, true when <= {CERTIFICATE_AUTO_MAX_ROWS}, else false)",
         ),
         Parameter("engine", "cython", _engine, "simulator: cython, or the pure-Python reference"),
     )
