@@ -173,6 +173,9 @@ def _start(tmp_path: Path, out: Path, calls: Path) -> subprocess.Popen:
         [sys.executable, str(tmp_path / "driver.py"), *argv],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job has
+        # Ctrl-C's default action even when the suite itself runs as a background job (`cmd &` in a
+        # script ignores SIGINT, and children inherit that): the test is about galasim's handling.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -134,7 +134,8 @@ def test_ctrl_c_interrupts_a_long_run(engine, tmp_path):
         galasim.simulate("ring", agents=64, iterations=10**7, delays=1.0, engine={engine!r})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,  # SIGINT's default action even if the suite runs as a background job
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "running"
     time.sleep(1.0)  # well inside the loop by now
     proc.send_signal(signal.SIGINT)
