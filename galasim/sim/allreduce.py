@@ -21,21 +21,31 @@ from galasim.sim.spec import EngineSpec
 _CHUNK = 256  # rounds drawn at once: bounds memory at n x 256 doubles
 
 
-def round_times(spec: EngineSpec):
-    """Yield ``(k, compute, latency)`` per round: per-agent compute times and the collective delay."""
+def _chunks(spec: EngineSpec):
+    """Yield ``(ks, compute, delay)`` for up to ``_CHUNK`` rounds: arrays of shape (n, rounds)."""
     rounds = spec.iterations
     agents = np.arange(spec.n)[:, None]
     for start in range(0, rounds, _CHUNK):
         ks = np.arange(start, min(rounds, start + _CHUNK))[None, :]
         compute = spec.agent_factor[:, None] * rng.sample_array(*spec.compute, spec.seed, rng.COMPUTE, agents, ks)
         delay = rng.sample_array(*spec.delay, spec.seed, rng.ALLREDUCE_DELAY, agents, ks)
-        for j, k in enumerate(ks[0]):
+        yield ks[0], compute, delay
+
+
+def round_times(spec: EngineSpec):
+    """Yield ``(k, compute, latency)`` per round: per-agent compute times and the collective delay."""
+    for ks, compute, delay in _chunks(spec):
+        for j, k in enumerate(ks):
             yield int(k), compute[:, j], float(delay[:, j].max())
 
 
 def makespan(spec: EngineSpec) -> float:
     """Virtual time all-reduce needs for ``spec.iterations`` rounds on the same draws."""
-    return sum(float(c.max()) + lat for _, c, lat in round_times(spec))
+    total = 0.0
+    for _, compute, delay in _chunks(spec):
+        for seconds in (compute.max(axis=0) + delay.max(axis=0)).tolist():
+            total += seconds  # round by round, in order: the same sum as the round model's
+    return total
 
 
 def _deltas(spec: EngineSpec, x: np.ndarray, k: int) -> np.ndarray:
