@@ -29,8 +29,10 @@ def _store(port, world=3):
     return dist.TCPStore("127.0.0.1", port, world, is_master=False, timeout=datetime.timedelta(seconds=30))
 
 
-def _semantics(rank, port, dim, queue):
-    """Rank 0 writes to rank 1 (and back) through DistTransport; rank 1 checks the slot states."""
+def _semantics(rank, port, dim, queue, device="cpu"):
+    """Rank 0 writes to rank 1 (and back) through DistTransport; rank 1 checks the slot states.
+
+    ``device`` holds the parameters (messages travel through host memory either way)."""
     from galasim.gossip.dist import DistTransport, MalformedMessage
 
     try:
@@ -39,17 +41,17 @@ def _semantics(rank, port, dim, queue):
         log = []
         if rank == 0:
             assert t.free(out)
-            t.write(out, torch.tensor([1.0, 2.0, 3.0]))
+            t.write(out, torch.tensor([1.0, 2.0, 3.0], device=device))
             log.append(("free after write", t.free(out)))
             with pytest.raises(RuntimeError):
-                t.write(out, torch.zeros(3))  # an unread message is never overwritten
+                t.write(out, torch.zeros(3, device=device))  # an unread message is never overwritten
             start = time.monotonic()
             while not t.free(out) and time.monotonic() - start < 20:  # freed by rank 1's read
                 time.sleep(0.01)
             log.append(("free after read", t.free(out)))
-            t.write(out, torch.tensor([10.0, 10.0, 10.0]))
+            t.write(out, torch.tensor([10.0, 10.0, 10.0], device=device))
         else:
-            x = torch.zeros(dim[rank])
+            x = torch.zeros(dim[rank], device=device)
             try:
                 start = time.monotonic()
                 while not t.fresh(inn) and time.monotonic() - start < 60:
@@ -68,12 +70,12 @@ def _semantics(rank, port, dim, queue):
     os._exit(0)
 
 
-def _run_pair(dim):
+def _run_pair(dim, device="cpu"):
     port = free_port()
     store = host_store(port, 2)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_semantics, args=(r, port, dim, queue)) for r in range(2)]
+    procs = [ctx.Process(target=_semantics, args=(r, port, dim, queue, device)) for r in range(2)]
     for p in procs:
         p.start()
     try:
@@ -87,8 +89,10 @@ def _run_pair(dim):
     return logs
 
 
-def test_dist_transport_has_the_slot_semantics_of_shared_memory():
-    logs = _run_pair({0: 3, 1: 3})
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_dist_transport_has_the_slot_semantics_of_shared_memory(device):
+    logs = _run_pair({0: 3, 1: 3}, device)
     assert logs[0] == [("free after write", False), ("free after read", True)]
     assert logs[1] == [("read", [1.0, 2.0, 3.0]), ("fresh after read", False)]
 

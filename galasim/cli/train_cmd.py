@@ -13,7 +13,7 @@ modes:
           go on; --restart-failed restarts it and it rejoins from a neighbour's parameters
   sim     one process; the event scheduler (--compute/--delays, the simulator's grammar) decides in
           virtual time which learner updates next: bit-reproducible from --seed
-  dist    one learner per torch.distributed rank (torchrun; gloo on CPU, NCCL on GPU); failed
+  dist    one learner per torch.distributed rank (torchrun; gloo, also for GPU learners); failed
           learners are detected (--failure-timeout), bypassed, and rejoin when restarted (--rejoin)
   --algo a2c   the synchronous baseline: one learner over agents x envs-per-agent simulators
 

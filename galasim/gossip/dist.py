@@ -2,10 +2,8 @@
 
 Each learner is one rank. Every pair of ranks that may ever exchange messages (the graph's edges
 and every bypass the repair rule can create, :func:`galasim.gossip.repair.possible_edges`) gets
-its own two-rank process group (gloo on CPU, NCCL on CUDA), built from a prefix of the shared
-``TCPStore``. Pair groups isolate failures: when a peer dies only the groups it belongs to break
-(gloo reports "Connection closed by peer" on those alone, and nothing waits on them), and a
-restarted peer gets new groups under a new *incarnation* prefix, which a static world-wide group
+its own two-rank gloo process group, built from a prefix of the shared ``TCPStore``. Pair groups
+isolate failures: when a peer dies only the groups it belongs to break (gloo reports "Connection closed by peer" on those alone, and nothing waits on them), and a restarted peer gets new groups under a new *incarnation* prefix, which a static world-wide group
 could not offer.
 
 The GALA slot semantics of :class:`~galasim.gossip.shm.SharedMemoryTransport`, over messages:
@@ -20,12 +18,21 @@ The GALA slot semantics of :class:`~galasim.gossip.shm.SharedMemoryTransport`, o
 * **accumulate** (receiver): add the payload, ``isend`` the acknowledgement, post the next header
   ``irecv``: reading frees the slot at the writer.
 
+Messages always travel through host memory over gloo, also for learners on a GPU: their
+parameters are copied to the host to be sent, and a received message is copied to the device when
+it is mixed. NCCL cannot carry these slots. Its point-to-point operations have no tags, and its
+kernels block until the matching operation arrives: ungrouped sends and receives between two
+ranks deadlock when both send first (NVIDIA/nccl#479). The header receive this transport always
+keeps posted would then hold back the sends behind it. NCCL also refuses two ranks on one GPU,
+and GALA's learners share GPUs.
+
 Nothing blocks the learner: gloo's point-to-point ``Work.is_completed()`` only turns true once
 ``wait()`` has been called, so each pending operation is waited for by a small daemon thread
 (:class:`_Completion`, ``wait`` releases the GIL) and the learner polls its flag; the only wait
 the learner does is GALA's own (``GossipBuffer.step`` polling :meth:`fresh`). A peer that dies
-makes its pending operations fail ("Connection closed by peer"); they then never count as done. Nothing is unpickled: only
-tensors travel, and their size and dtype are checked against what this rank expects.
+makes its pending operations fail ("Connection closed by peer"); they then never count as done.
+Nothing is unpickled: only tensors travel, and their size and dtype are checked against what this
+rank expects.
 """
 from __future__ import annotations
 
@@ -77,18 +84,14 @@ class _Completion:
 class _Pair:
     """The two-rank process group of this rank and ``peer``, with this rank's index in it."""
 
-    def __init__(self, store, rank: int, peer: int, inc: dict[int, int], backend: str,
-                 timeout: float):
+    def __init__(self, store, rank: int, peer: int, inc: dict[int, int], timeout: float):
         import torch.distributed as dist
 
         a, b = sorted((rank, peer))
         prefix_store = dist.PrefixStore(pair_prefix(a, b, inc[a], inc[b]), store)
         wait = datetime.timedelta(seconds=timeout)
         me = 0 if rank == a else 1
-        if backend == "nccl":
-            self.pg = dist.ProcessGroupNCCL(prefix_store, me, 2)
-        else:
-            self.pg = dist.ProcessGroupGloo(prefix_store, me, 2, wait)
+        self.pg = dist.ProcessGroupGloo(prefix_store, me, 2, wait)
         self.me, self.other = me, 1 - me
 
     def isend(self, tensor: torch.Tensor, tag: int) -> _Completion:
@@ -122,8 +125,8 @@ class DistTransport(Transport):
         The rendezvous store shared by all ranks (``TCPStore``).
     incarnations : dict of int to int
         The incarnation (start count) of every rank; pair groups are named by them.
-    device, dtype
-        Where and in which dtype messages live; ``cuda`` uses NCCL, ``cpu`` gloo.
+    dtype
+        The dtype of messages (they live in host memory, whatever the parameters' device).
     timeout : float
         Seconds to wait for a peer while building a pair group.
     live_edge : callable, optional
@@ -135,7 +138,7 @@ class DistTransport(Transport):
     """
 
     def __init__(self, edges: Sequence[Edge], rank: int, dim: int, store, incarnations: dict[int, int], *,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 dtype: torch.dtype = torch.float32,
                  timeout: float = 60.0, live_edge: Callable[[int], bool] | None = None,
                  peers=None, connect: bool = True):
         self.original = [(int(s), int(d)) for s, d in edges]
@@ -143,8 +146,6 @@ class DistTransport(Transport):
         super().__init__(possible_edges(self.original, ranks))
         self.rank, self.dim = int(rank), int(dim)
         self.store, self.inc = store, dict(incarnations)
-        self.device = torch.device(device)
-        self.backend = "nccl" if self.device.type == "cuda" else "gloo"
         if dtype not in DTYPE_CODES:
             raise ValueError(f"dtype {dtype} cannot travel; allowed: {', '.join(DTYPE_NAMES.values())}")
         self.dtype, self.timeout = dtype, float(timeout)
@@ -173,7 +174,7 @@ class DistTransport(Transport):
             self.sending.pop(e, None)
             self.ack.pop(e, None)
             self.recv.pop(e, None)
-        self.pairs[peer] = _Pair(self.store, self.rank, peer, self.inc, self.backend, self.timeout)
+        self.pairs[peer] = _Pair(self.store, self.rank, peer, self.inc, self.timeout)
         for e in self._edges_with(peer):
             if self.edges[e][1] == self.rank:
                 self._post_header(e)
@@ -202,13 +203,12 @@ class DistTransport(Transport):
         peer = self.edges[edge][1]
         pair = self.pairs[peer]
         self.seq += 1
-        header = torch.tensor([MAGIC, params.numel(), DTYPE_CODES[params.dtype], self.seq],
-                              dtype=torch.int64, device=self.device)
-        payload = params.detach().to(self.device, copy=True).reshape(-1)
+        header = torch.tensor([MAGIC, params.numel(), DTYPE_CODES[params.dtype], self.seq], dtype=torch.int64)
+        payload = params.detach().to("cpu", copy=True).reshape(-1)
         # Both buffers are kept referenced until their sends complete (gloo reads them asynchronously).
         self.sending[edge] = [(pair.isend(header, TAG_HEADER), header),
                               (pair.isend(payload, TAG_PAYLOAD), payload)]
-        ack = torch.zeros(1, dtype=torch.int64, device=self.device)
+        ack = torch.zeros(1, dtype=torch.int64)
         self.ack[edge] = (pair.irecv(ack, TAG_ACK), ack)
 
     def free(self, edge: int) -> bool:
@@ -255,17 +255,17 @@ class DistTransport(Transport):
 
     def _acknowledge(self, edge: int) -> None:
         pair = self.pairs[self.edges[edge][0]]
-        ack = torch.ones(1, dtype=torch.int64, device=self.device)
+        ack = torch.ones(1, dtype=torch.int64)
         self.sending.setdefault(edge, []).append((pair.isend(ack, TAG_ACK), ack))
         self._post_header(edge)
 
     def _post_header(self, edge: int) -> None:
-        header = torch.zeros(4, dtype=torch.int64, device=self.device)
+        header = torch.zeros(4, dtype=torch.int64)
         work = self.pairs[self.edges[edge][0]].irecv(header, TAG_HEADER)
         self.recv[edge] = [header, work, None, None]
 
     def _check_header(self, edge: int, header: torch.Tensor) -> torch.Tensor:
-        magic, numel, code, _ = (int(v) for v in header.cpu())
+        magic, numel, code, _ = (int(v) for v in header)
         src = self.edges[edge][0]
         if magic != MAGIC:
             raise MalformedMessage(f"rank {src} sent a message without a galasim header on edge "
@@ -276,7 +276,7 @@ class DistTransport(Transport):
                 f"rank {src} sent a message of {numel} {got} values on edge {src}->{self.rank}; rank "
                 f"{self.rank} expects {self.dim} {DTYPE_NAMES[DTYPE_CODES[self.dtype]]} values "
                 "(same model, --env and --hidden on every rank?)")
-        return torch.empty(self.dim, dtype=self.dtype, device=self.device)
+        return torch.empty(self.dim, dtype=self.dtype)
 
     # -- liveness --------------------------------------------------------------------------------
     def alive(self, agent: int) -> bool:

@@ -129,7 +129,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
         graph = _graph(cfg)
         alive = [r for r in range(world) if r not in membership.dead and r not in membership.done]
         peers = None if not membership.restarted else alive
-        inner = DistTransport(list(graph.edges), rank, learner.params.numel(), store, inc, device=device,
+        inner = DistTransport(list(graph.edges), rank, learner.params.numel(), store, inc,
                               timeout=STORE_TIMEOUT, peers=peers)
         transport = RepairedTransport(inner, list(graph.edges), membership)
         transport.bind(learner.params)
@@ -263,7 +263,10 @@ def _network_snapshot(store, ranks: list[int], dim: int) -> dict[str, float]:
 
 
 def _all_reduce_grads(store, rank: int, world: int):
-    """The A2C baseline's synchronous step: average the flat gradient over all ranks."""
+    """The A2C baseline's synchronous step: average the flat gradient over all ranks.
+
+    gloo, through host memory also for ranks on a GPU, as the gossip transport: NCCL refuses two
+    ranks on one GPU."""
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -271,9 +274,9 @@ def _all_reduce_grads(store, rank: int, world: int):
 
     def reduce(model: torch.nn.Module) -> None:
         grads = [p.grad for p in model.parameters()]
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = torch.cat([g.reshape(-1) for g in grads]).cpu()
         dist.all_reduce(flat)
-        flat /= world
+        flat = flat.to(grads[0].device) / world
         offset = 0
         for g in grads:
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
