@@ -70,7 +70,13 @@ class ActorCritic(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, value)`` for a batch of observations (uint8 frames are scaled to [0, 1])."""
         if self.pixels:
-            z = self.trunk(obs.float() / 255.0)
+            x = obs.float() / 255.0
+            if x.device.type == "cpu":
+                # oneDNN's convolutions run about 25% faster forward and backward on NHWC input
+                # (Nature CNN, one thread; docs/benchmarks.md); the weights keep their layout, so
+                # they stay views into the flat parameter vector.
+                x = x.contiguous(memory_format=torch.channels_last)
+            z = self.trunk(x)
             return self.policy(z), self.value(z).squeeze(-1)
         x = obs.float()
         return self.policy(x), self.value(x).squeeze(-1)
