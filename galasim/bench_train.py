@@ -77,8 +77,9 @@ def _env_alone(env: str, num_envs: int, steps: int) -> float:
     return steps * num_envs / elapsed
 
 
-def _network_alone(env: str, num_envs: int, updates: int) -> float:
-    """Agent steps/s of acting forwards plus the A2C update, on stored observations, 1 thread."""
+def _network_alone(env: str, num_envs: int, updates: int, channels_last: bool = True) -> float:
+    """Agent steps/s of acting forwards plus the A2C update, on stored observations, 1 thread
+    (``channels_last=False``: the convolutions' NCHW input, the baseline of galasim's NHWC)."""
     import torch
 
     from galasim.rl.config import TrainConfig
@@ -87,6 +88,7 @@ def _network_alone(env: str, num_envs: int, updates: int) -> float:
     torch.set_num_threads(1)
     cfg = TrainConfig(env=env, algo="a2c", agents=1, envs_per_agent=num_envs, out="unused")
     learner = Learner(cfg, 0, torch.device("cpu"), num_envs)
+    learner.model.channels_last = channels_last
     obs = learner.obs
     zeros = np.zeros(num_envs)
     no_done = np.zeros(num_envs, dtype=bool)
@@ -182,7 +184,8 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     pandas.DataFrame
         One row per configuration: ``config``, ``frames_per_s``, ``steps_per_s`` (medians),
         ``ratio_vs_a2c``, the time shares and, on the A2C row, ``env_alone``, ``net_alone``,
-        ``bound`` (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
+        ``net_alone_nchw`` (the network with NCHW convolution input, the layout before galasim's
+        NHWC), ``bound`` (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
         on the same environment (NaN without the optional ``stable-baselines3``).
     """
     frames = frames or (2000 if quick else 60_000)
@@ -197,12 +200,17 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     table = pd.DataFrame(rows)
     table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
     env_rate = statistics.median(_env_alone(env, total_envs, 50 if quick else 1000) for _ in range(repeats))
-    net_rate = statistics.median(_network_alone(env, total_envs, 3 if quick else 60) for _ in range(repeats))
+    net_rates = {layout: [] for layout in (True, False)}
+    for _ in range(repeats):  # the two input layouts interleaved, so that both see the same machine
+        for layout in net_rates:
+            net_rates[layout].append(_network_alone(env, total_envs, 3 if quick else 60, layout))
+    net_rate = statistics.median(net_rates[True])
     sb3_rate = statistics.median(_sb3_alone(env, total_envs, 800 if quick else 16_000)
                                  for _ in range(repeats))
     bound = 1.0 / (1.0 / env_rate + 1.0 / net_rate)
     table["env_alone"] = [env_rate] + [math.nan] * (len(table) - 1)
     table["net_alone"] = [net_rate] + [math.nan] * (len(table) - 1)
+    table["net_alone_nchw"] = [statistics.median(net_rates[False])] + [math.nan] * (len(table) - 1)
     table["bound"] = [bound] + [math.nan] * (len(table) - 1)
     table["efficiency"] = [table["steps_per_s"].iloc[0] / bound] + [math.nan] * (len(table) - 1)
     sb3 = {"config": f"SB3 A2C 1x{total_envs}", "steps_per_s": sb3_rate, "frames_per_s": sb3_rate * (

@@ -136,7 +136,24 @@ def test_bench_train_quick_table():
     assert (table["steps_per_s"] > 0).all() and table["ratio_vs_a2c"].iloc[0] == 1.0
     shares = table[["share_env", "share_act", "share_update", "share_gossip"]].sum(axis=1)
     assert ((shares - 1).abs() < 1e-9).all()
-    assert table["bound"].iloc[0] > 0
+    assert table["bound"].iloc[0] > 0 and table["net_alone_nchw"].iloc[0] > 0
+
+
+def test_nhwc_input_computes_the_same_network():
+    # The layout is an implementation detail: logits, value and gradients agree with NCHW's.
+    model, params = make_model((4, 84, 84), 6, seed=1)
+    obs = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    results = []
+    for layout in (True, False):
+        model.channels_last = layout
+        model.zero_grad()
+        logits, value = model(obs)
+        (logits.sum() + value.sum()).backward()
+        results.append((logits.detach(), value.detach(), [p.grad.clone() for p in model.parameters()]))
+    (l1, v1, g1), (l2, v2, g2) = results
+    assert torch.allclose(l1, l2, atol=1e-5) and torch.allclose(v1, v2, atol=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(g1, g2))
+    assert params.data_ptr() == next(model.parameters()).data_ptr()  # still views of the flat vector
 
 
 @pytest.mark.parametrize("name", [
