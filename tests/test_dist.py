@@ -159,7 +159,7 @@ def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
     assert summary["episodes_in_mean"] > 0
     network = pd.read_csv(out / "logs" / "network.csv")  # the epsilon-ball over time, by the lowest rank
     assert len(network) >= 1 and network["total_frames"].is_monotonic_increasing
-    assert summary["empirical"] == pytest.approx(max(network["distance"].max(), summary["final_distance"]))
+    assert summary["empirical"] == pytest.approx(network["distance"].max(), rel=1e-5)  # CSV: 6 digits
     for k in range(3):  # per-rank checkpoints load with weights_only=True
         from galasim.rl import checkpoint
 

@@ -211,7 +211,7 @@ class _NetworkMonitor:
     """``logs/network.csv`` of a dist run: the epsilon-ball over time, as ``--mode async`` logs it.
 
     The lowest live, unfinished rank writes a row each time it publishes: consensus distance and
-    diameter of the live ranks' latest published parameters, their total frames, max L and
+    diameter of the latest published parameters of the live ranks that have not finished, their total frames, max L and
     staleness. When it dies or finishes, the next one takes over (appending to its own run folder).
     """
 
@@ -235,7 +235,8 @@ class _NetworkMonitor:
             keep = _network_rows(self.run, total) if self.resumed else None
             self.log = CsvLog(self.run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=keep)
             self.empirical = max(self.empirical, _previous_empirical(self.run))
-        net = _network_snapshot(self.store, _live(membership), self.dim)
+        # Ranks that finished keep their last parameters while the others go on: left out.
+        net = _network_snapshot(self.store, running, self.dim)
         self.empirical = max(self.empirical, net["distance"])
         self.log.write({"time": membership.now(), "total_frames": total, "running": len(running),
                         "distance": net["distance"], "diameter": net["diameter"], "empirical": self.empirical,
@@ -308,8 +309,8 @@ def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
         "learners": max(len(parts), 1), "ranks_finished": sorted(p["rank"] for p in done),
         "ranks_failed": {p["rank"]: p["error"] for p in parts if "error" in p},
         "fps": sum(p["fps"] for p in done),
-        "empirical": max([network.get("distance", 0.0)] + [p.get("empirical", 0.0) for p in done]),
-        "final_distance": network.get("distance", 0.0),
+        "empirical": max((p.get("empirical", 0.0) for p in done), default=0.0),
+        "final_distance": network.get("distance", 0.0),  # early finishers included
         "L": max((p["L"] for p in done), default=0.0),
         "max_staleness": max((p["max_staleness"] for p in done), default=0),
         "faults_log": log, "assumptions_interrupted": lines, "interrupted_time": down,

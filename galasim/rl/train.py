@@ -225,11 +225,14 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
                 break
             if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
                 live = sup.live()
-                distance, diameter = consensus(shared["published"][live]) if live else (0.0, 0.0)
+                frames_now = shared["frames"][live]
+                # The epsilon-ball is about learners that still iterate: one that has finished its
+                # budget keeps its last parameters while the others go on, so it is left out.
+                iterating = [r for r, f in zip(live, frames_now.tolist()) if f < cfg.frames // n]
+                distance, diameter = consensus(shared["published"][iterating]) if iterating else (0.0, 0.0)
                 empirical = max(empirical, distance)
                 diameter_max = max(diameter_max, diameter)
                 # running: live learners past their first update and short of their budget
-                frames_now = shared["frames"][live]
                 running = int(((frames_now > 0) & (frames_now < cfg.frames // n)).sum())
                 network_log.write({"time": time.perf_counter() - started, "total_frames": total,
                                    "running": running,
@@ -264,8 +267,9 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
     summary = _summary(cfg, run, wall, int(shared["frames"].sum()) - start_frames,
                        int(shared["frames"].sum()))
     summary.update({
-        "empirical": max(empirical, distance), "empirical_diameter": max(diameter_max, diameter),
-        "final_distance": distance, "L": L, "max_staleness": int(max_staleness),
+        "empirical": empirical, "empirical_diameter": diameter_max,
+        "final_distance": distance,  # all live learners at the end, early finishers included
+        "L": L, "max_staleness": int(max_staleness),
     })
     summary.update(_async_bounds(cfg, graph, L, int(max_staleness), summary["empirical"]))
     if membership is not None:
