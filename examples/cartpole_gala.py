@@ -10,9 +10,10 @@ Hyperparameters: A2C's standard ones except lr 2e-3 and no entropy bonus, tuned 
 (a 4-dimensional task: SB3's zoo also drops the entropy bonus there). The documented Pong runs
 (docs/training.md, logs in docs/runs/):
 
-    galasim train --env PongNoFrameskip-v4 --algo a2c --agents 1 --envs-per-agent 16 --lr 7e-4 --frames 10M --out runs/pong_a2c1x16
-    galasim train --env PongNoFrameskip-v4 --preset gala-paper --frames 10M --out runs/pong_gala
-    galasim train --env PongNoFrameskip-v4 --preset gala-paper --lr 7e-4 --frames 10M --out runs/pong_gala_lr7e-4
+    galasim train --env PongNoFrameskip-v4 --algo a2c --agents 1 --envs-per-agent 16 --lr 7e-4 --frames 10M --checkpoint-every 500k --out runs/pong_a2c1x16
+    galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 4 --lr 7e-4 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x4
+    galasim train --env PongNoFrameskip-v4 --preset gala-paper --frames 10M --checkpoint-every 500k --out runs/pong_gala
+    galasim train --env PongNoFrameskip-v4 --preset gala-paper --lr 7e-4 --frames 10M --checkpoint-every 500k --out runs/pong_gala_lr7e-4
 """
 import argparse
 

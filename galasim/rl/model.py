@@ -73,9 +73,9 @@ class ActorCritic(nn.Module):
         if self.pixels:
             x = obs.float() / 255.0
             if self.channels_last and x.device.type == "cpu":
-                # oneDNN's convolutions run about 20% faster forward and backward on NHWC input
-                # (Nature CNN, one thread: `galasim bench train`, docs/benchmarks.md); the weights
-                # keep their layout, so they stay views into the flat parameter vector.
+                # NHWC input: oneDNN's backward is ~25% faster and the forward ~11% slower, so a
+                # rollout's forwards plus the update take ~13% less (Nature CNN, one thread;
+                # docs/benchmarks.md). The weights keep their layout: views of the flat vector.
                 x = x.contiguous(memory_format=torch.channels_last)
             z = self.trunk(x)
             return self.policy(z), self.value(z).squeeze(-1)
