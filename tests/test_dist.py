@@ -89,8 +89,10 @@ def _run_pair(dim, device="cpu"):
     return logs
 
 
-@pytest.mark.parametrize("device", [
-    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))])
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
 def test_dist_transport_has_the_slot_semantics_of_shared_memory(device):
     logs = _run_pair({0: 3, 1: 3}, device)
     assert logs[0] == [("free after write", False), ("free after read", True)]

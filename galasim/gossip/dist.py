@@ -3,8 +3,9 @@
 Each learner is one rank. Every pair of ranks that may ever exchange messages (the graph's edges
 and every bypass the repair rule can create, :func:`galasim.gossip.repair.possible_edges`) gets
 its own two-rank gloo process group, built from a prefix of the shared ``TCPStore``. Pair groups
-isolate failures: when a peer dies only the groups it belongs to break (gloo reports "Connection closed by peer" on those alone, and nothing waits on them), and a restarted peer gets new groups under a new *incarnation* prefix, which a static world-wide group
-could not offer.
+isolate failures: when a peer dies only the groups it belongs to break (gloo reports "Connection
+closed by peer" on those alone, and nothing waits on them), and a restarted peer gets new groups
+under a new *incarnation* prefix, which a static world-wide group could not offer.
 
 The GALA slot semantics of :class:`~galasim.gossip.shm.SharedMemoryTransport`, over messages:
 

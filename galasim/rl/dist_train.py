@@ -211,8 +211,9 @@ class _NetworkMonitor:
     """``logs/network.csv`` of a dist run: the epsilon-ball over time, as ``--mode async`` logs it.
 
     The lowest live, unfinished rank writes a row each time it publishes: consensus distance and
-    diameter of the latest published parameters of the live ranks that have not finished, their total frames, max L and
-    staleness. When it dies or finishes, the next one takes over (appending to its own run folder).
+    diameter of the latest published parameters of the live ranks that have not finished, their
+    total frames, max L and staleness. When it dies or finishes, the next one takes over
+    (appending to its own run folder).
     """
 
     def __init__(self, run: Path, store, rank: int, world: int, dim: int, resumed: bool):
