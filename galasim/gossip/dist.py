@@ -24,8 +24,8 @@ parameters are copied to the host to be sent, and a received message is copied t
 it is mixed. NCCL cannot carry these slots. Its point-to-point operations have no tags, and its
 kernels block until the matching operation arrives: ungrouped sends and receives between two
 ranks deadlock when both send first (NVIDIA/nccl#479). The header receive this transport always
-keeps posted would then hold back the sends behind it. NCCL also refuses two ranks on one GPU,
-and GALA's learners share GPUs.
+keeps posted would then hold back the sends behind it. NCCL also refuses two ranks on one GPU
+("Duplicate GPU detected", ncclInvalidUsage), and GALA's learners share GPUs.
 
 Nothing blocks the learner: gloo's point-to-point ``Work.is_completed()`` only turns true once
 ``wait()`` has been called, so each pending operation is waited for by a small daemon thread
