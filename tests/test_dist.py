@@ -162,10 +162,12 @@ def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
     network = pd.read_csv(out / "logs" / "network.csv")  # the epsilon-ball over time, by the lowest rank
     assert len(network) >= 1 and network["total_frames"].is_monotonic_increasing
     assert summary["empirical"] == pytest.approx(network["distance"].max(), rel=1e-5)  # CSV: 6 digits
-    for k in range(3):  # per-rank checkpoints load with weights_only=True
-        from galasim.rl import checkpoint
+    from galasim.rl import checkpoint
 
-        assert checkpoint.load_learner(out, k)["learner"]["frames"] >= 2000
+    # per-rank checkpoints load with weights_only=True; the ranks stopped together once their
+    # frames summed to the budget (the store's counter; each may have begun one more update)
+    made = [checkpoint.load_learner(out, k)["learner"]["frames"] for k in range(3)]
+    assert min(made) > 0 and 6000 <= sum(made) < 6000 + 3 * 5 * 2, made
 
 
 def _wait_for(pred, timeout=JOIN):

@@ -58,9 +58,11 @@ class TrainConfig:
     """``--mode async``: restart a failed learner up to this many times; it rejoins from its own
     checkpoint and the parameters of a live in-neighbour. 0: the run finishes with the survivors."""
     frames: int = 10_000_000
-    """Total emulator frames over all learners (agent steps times frameskip); each learner gets an
-    equal share. ``--mode sim``: every learner completes its share, and faster learners keep going
-    meanwhile (as in the simulator), so the total can exceed it."""
+    """Total emulator frames over all learners (agent steps times frameskip). ``async`` and ``dist``
+    GALA learners stop together once their frames sum to it (a faster learner makes more of them),
+    so none trains on alone after its peers have finished. ``--mode sim``: every learner completes
+    an equal share, and faster learners keep going meanwhile (as in the simulator), so the total
+    can exceed it."""
     mode: str = "async"
     """``async``: one process per learner, shared-memory gossip; ``sim``: one process, the event
     scheduler decides in virtual time which learner updates next (bit-reproducible)."""

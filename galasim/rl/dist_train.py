@@ -42,6 +42,7 @@ from galasim.atomic import atomic_write_text
 from galasim.rl.config import TrainConfig
 
 STORE_TIMEOUT = 120.0
+FRAMES_KEY = "galasim/frames/{}"  # each rank's frames; GALA ranks stop once they sum to the budget
 
 
 def dist_env() -> dict[str, Any]:
@@ -121,6 +122,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     out = Path(cfg.out)
     learner, logger, state = restore_learner(cfg, rank, device, cfg.envs_per_agent)
+    store.set(FRAMES_KEY.format(rank), str(learner.frames))  # before this rank counts as started
 
     membership = Membership(store, rank, world, cfg.failure_timeout)
     inc = membership.wait_for_all(STORE_TIMEOUT)
@@ -146,17 +148,25 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
         reduce = _all_reduce_grads(store, rank, world)
 
     monitor = _NetworkMonitor(out, store, rank, world, learner.params.numel(), resumed=state is not None)
-    budget = cfg.frames // world
+    share = cfg.frames // world  # the learning-rate decay's horizon; A2C's ranks stop at it
     checkpoint_every = max(cfg.checkpoint_every // world, learner.frames_per_update)
     next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
     start = time.perf_counter()
     last_log, frames_at_log, next_publish = start, learner.frames, start
     stats = None
-    while learner.frames < budget and not learner.solved():
+    # GALA's ranks stop together, once their frames (in the store) sum to the budget, as in --mode
+    # async: a rank whose peers had finished would train on alone. A rejoined rank counts from its
+    # checkpoint, a dead one keeps its last count. A2C's ranks all-reduce every update, so each
+    # makes the same number of updates: its share.
+    counters = [FRAMES_KEY.format(r) for r in range(world)]
+    total = sum(int(v) for v in store.multi_get(counters))
+    while (learner.frames < share if reduce is not None else total < cfg.frames) and not learner.solved():
         if reduce is not None:
-            stats = learner.iterate(budget, reduce_grads=reduce)
+            stats = learner.iterate(share, reduce_grads=reduce)
         else:
-            stats = learner.iterate(budget)
+            stats = learner.iterate(share)
+            store.set(FRAMES_KEY.format(rank), str(learner.frames))
+            total = sum(int(v) for v in store.multi_get(counters))
             tick = time.perf_counter()
             transport.poll()                 # heartbeat; repair around peers detected dead
             gossip.step(learner.params)      # GALA: send, then receive (may block, never forever)

@@ -225,8 +225,9 @@ def run_learner(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, t
     """The asynchronous learner process ``rank`` (``--mode async`` and ``--algo a2c``).
 
     ``shared`` holds tensors in shared memory: ``frames`` (one counter per learner, read by the
-    parent's progress bar and checkpoint schedule), ``published`` (each learner's latest parameters,
-    read by the parent's epsilon-ball monitor) and ``stop`` (set by the parent to end the run).
+    parent's progress bar and by every learner: they stop once the counters sum to the budget),
+    ``published`` (each learner's latest parameters, read by the parent's epsilon-ball monitor),
+    ``done`` (a learner has left its loop) and ``stop`` (set by the parent to end the run).
     ``store_port``: the parent's ``TCPStore`` on 127.0.0.1 (GALA), through which the learners
     agree on who is dead (:class:`galasim.gossip.failures.Membership`, as in ``--mode dist``).
     """
@@ -325,7 +326,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
         print(f"learner {rank}: rejoined (incarnation {membership.incarnation}) with the parameters of "
               f"{'learner ' + str(source) if source is not None else 'its own checkpoint (no live in-neighbour)'}",
               flush=True)
-    budget = cfg.frames // cfg.learners  # each learner's share of the frames
+    share = cfg.frames // cfg.learners  # the learning-rate decay's horizon
     shared["frames"][rank] = learner.frames
     checkpoint_every = max(cfg.checkpoint_every // cfg.learners, learner.frames_per_update)
     next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
@@ -333,8 +334,12 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
     last_log, frames_at_log = start, learner.frames
     stats = None
 
-    while learner.frames < budget and not bool(shared["stop"][0]) and not learner.solved():
-        stats = learner.iterate(budget)                 # x <- x + delta (one A2C step)
+    # The learners stop together, once their frames sum to the budget: a learner whose peers had
+    # finished would train on alone, without the averaging its few simulators rely on (a Pong
+    # learner with 4 lost a +19 policy in ~200 updates that way; docs/training.md).
+    while (int(shared["frames"].sum()) < cfg.frames and not bool(shared["stop"][0])
+           and not learner.solved()):
+        stats = learner.iterate(share)                  # x <- x + delta (one A2C step)
         if gossip is not None:                          # send, then receive (may block)
             tick = time.perf_counter()
             if membership is not None:
@@ -356,6 +361,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
         if learner.frames >= next_checkpoint:
             checkpoint.save_learner(out, rank, learner, logger, gossip)
             next_checkpoint += checkpoint_every
+    shared["done"][rank] = True  # the monitor's epsilon-ball leaves it out from now on
     if membership is not None:
         transport.leave(rank)  # finished: peers no longer wait for it, and it is not declared dead
 

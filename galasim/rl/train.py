@@ -179,6 +179,7 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
         "frames": torch.zeros(n, dtype=torch.int64).share_memory_(),
         "published": flat.repeat(n, 1).share_memory_(),
         "stop": torch.zeros(1, dtype=torch.bool).share_memory_(),
+        "done": torch.zeros(n, dtype=torch.bool).share_memory_(),
         "L": torch.zeros(n, dtype=torch.float64).share_memory_(),
         "staleness": torch.zeros(n, dtype=torch.int64).share_memory_(),
     }
@@ -224,16 +225,14 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
             if sup.check() is not None:  # the A2C baseline's only learner failed: the run stops
                 break
             if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
-                live = sup.live()
-                frames_now = shared["frames"][live]
-                # The epsilon-ball is about learners that still iterate: one that has finished its
-                # budget keeps its last parameters while the others go on, so it is left out.
-                iterating = [r for r, f in zip(live, frames_now.tolist()) if f < cfg.frames // n]
+                # The epsilon-ball is about learners that still iterate: one that has left its loop
+                # keeps its last parameters while the others finish their update, so it is left out.
+                iterating = [r for r in sup.live() if not shared["done"][r]]
                 distance, diameter = consensus(shared["published"][iterating]) if iterating else (0.0, 0.0)
                 empirical = max(empirical, distance)
                 diameter_max = max(diameter_max, diameter)
-                # running: live learners past their first update and short of their budget
-                running = int(((frames_now > 0) & (frames_now < cfg.frames // n)).sum())
+                # running: iterating learners past their first update
+                running = int((shared["frames"][iterating] > 0).sum())
                 network_log.write({"time": time.perf_counter() - started, "total_frames": total,
                                    "running": running,
                                    "distance": distance, "diameter": diameter, "empirical": empirical,
@@ -308,6 +307,7 @@ class _Supervisor:
 
         if self.transport is not None:
             self.transport.gone[r] = False  # a restarted learner takes part again
+        self.shared["done"][r] = False
         p = self.ctx.Process(target=run_learner, daemon=True,
                              args=(r, self.cfg, self.transport, self.shared, self.errors, self.port))
         p.start()
