@@ -33,7 +33,7 @@ def plot_runs(runs: dict[str, str | Path], out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, run) in enumerate(runs.items()):
         color = colors[k % len(colors)]  # one colour per run on both panels
@@ -48,8 +48,9 @@ def plot_runs(runs: dict[str, str | Path], out: str | Path) -> Path:
     left.set(xlabel="frames (millions)", ylabel="true return, mean of the last 100 episodes")
     right.set(xlabel="frames (millions)", ylabel="consensus distance", yscale="log",
               title="max_i ||θ_i − θ̄|| (network monitor)")
-    left.legend()
-    right.legend()
+    # One legend for both panels, below them: inside an axes it hides the ends of the curves.
+    fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize="small", frameon=False)
+    fig.subplots_adjust(bottom=0.24, wspace=0.25)
     left.grid(alpha=0.3)
     right.grid(alpha=0.3)
     return atomic_savefig(fig, out)
