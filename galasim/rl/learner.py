@@ -336,7 +336,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
 
     # The learners stop together, once their frames sum to the budget: a learner whose peers had
     # finished would train on alone, without the averaging its few simulators rely on (a Pong
-    # learner with 4 lost a +19 policy in ~200 updates that way; docs/training.md).
+    # learner with 4 lost a +18 policy within 200 updates that way; docs/training.md).
     while (int(shared["frames"].sum()) < cfg.frames and not bool(shared["stop"][0])
            and not learner.solved()):
         stats = learner.iterate(share)                  # x <- x + delta (one A2C step)
