@@ -36,7 +36,8 @@ def _semantics(rank, port, dim, queue, device="cpu"):
     from galasim.gossip.dist import DistTransport, MalformedMessage
 
     try:
-        t = DistTransport([(0, 1), (1, 0)], rank, dim[rank], _store(port, 2), {0: 1, 1: 1}, timeout=30)
+        store = _store(port, 2)
+        t = DistTransport([(0, 1), (1, 0)], rank, dim[rank], store, {0: 1, 1: 1}, timeout=30)
         out, inn = t.out_edges(rank)[0], t.in_edges(rank)[0]
         log = []
         if rank == 0:
@@ -49,7 +50,8 @@ def _semantics(rank, port, dim, queue, device="cpu"):
             while not t.free(out) and time.monotonic() - start < 20:  # freed by rank 1's read
                 time.sleep(0.01)
             log.append(("free after read", t.free(out)))
-            t.write(out, torch.tensor([10.0, 10.0, 10.0], device=device))
+            store.wait(["checked"])  # a second message must not land before rank 1 looks at the slot
+            t.write(out, torch.tensor([10.0, 10.0, 10.0], device=device))  # a freed slot takes one
         else:
             x = torch.zeros(dim[rank], device=device)
             try:
@@ -61,6 +63,7 @@ def _semantics(rank, port, dim, queue, device="cpu"):
                 log.append(("fresh after read", t.fresh(inn)))
             except MalformedMessage as exc:
                 log.append(("malformed", str(exc)))
+            store.set("checked", "1")
         queue.put((rank, log))
         time.sleep(1.0)  # let the last acknowledgement leave before exiting
     except BaseException as exc:
