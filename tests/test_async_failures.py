@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from galasim.gossip.failures import DeclaredDead, Membership
@@ -117,8 +120,10 @@ def test_a_paused_learner_makes_fewer_frames_and_nobody_trains_alone(runs, tmp_p
     # GALA learners stop together once their frames sum to the budget: a learner paused for a while
     # (shorter than the failure timeout) ends with fewer frames than an equal share and the others
     # with more; with equal shares it would train on alone at the end, after they had finished.
-    frames = 60_000
-    run = runs(tmp_path / "run", frames, ["--sync-freq", "inf", "--failure-timeout", "60"])
+    # With --lr-decay every learner's rate follows the run's progress (its summed frames), so all
+    # reach 0 together; a learner's own equal share would leave the paused one far from 0 at the end.
+    frames, lr = 60_000, 7e-4
+    run = runs(tmp_path / "run", frames, ["--sync-freq", "inf", "--failure-timeout", "60", "--lr-decay"])
     pid = run.learner_pid(1)
     os.kill(pid, signal.SIGSTOP)
     time.sleep(6)
@@ -129,6 +134,48 @@ def test_a_paused_learner_makes_fewer_frames_and_nobody_trains_alone(runs, tmp_p
     assert made[1] < frames // 3 < max(made[0], made[2]), made
     assert frames <= sum(made) < frames + 3 * 5 * 2  # each may have begun one more update
     assert summary["learners_finished"] == [0, 1, 2] and summary["faults_log"] == []
+    for k in range(3):
+        rows = pd.read_csv(run.out / "logs" / f"learner{k}_train.csv")
+        # A row's lr was set when its update started: after the previous row, before this one.
+        after = 1 - rows["total_frames"] / frames
+        before = 1 - rows["total_frames"].shift(fill_value=0) / frames
+        assert ((after - 1e-6 <= rows["lr"] / lr) & (rows["lr"] / lr <= before + 1e-6)).all(), rows
+        assert rows["lr"].iloc[-1] < 0.02 * lr  # its last update started near the end of the run
+
+
+class _Process:
+    """A learner process as the supervisor sees it."""
+
+    def __init__(self, exitcode=None):
+        self.exitcode, self.pid = exitcode, 4242
+
+    def start(self):
+        pass
+
+    def is_alive(self):
+        return self.exitcode is None
+
+
+def test_a_learner_restarted_from_its_checkpoint_counts_only_the_checkpointed_frames(tmp_path):
+    # While it restarts, the frames it made after its last checkpoint must not count toward the
+    # budget: it will make them again, and its peers would otherwise stop short and leave it alone.
+    import torch
+
+    from galasim.rl.config import TrainConfig
+    from galasim.rl.train import _Supervisor
+
+    (tmp_path / "logs").mkdir()
+    cfg = TrainConfig(env="CartPole-v1", algo="gala", agents=3, restart_failed=1, out=str(tmp_path))
+    shared = {"frames": torch.tensor([5000, 7000, 5000]), "checkpointed": torch.tensor([4000, 4000, 4000]),
+              "stop": torch.zeros(1, dtype=torch.bool), "done": torch.zeros(3, dtype=torch.bool)}
+    membership = SimpleNamespace(dead=set(), all_started=lambda: False,
+                                 declare_dead=lambda rank, reason: membership.dead.add(rank))
+    context = SimpleNamespace(Process=lambda **kw: _Process())
+    sup = _Supervisor(cfg, context, None, shared, queue.Queue(), membership, None)
+    sup.procs = [_Process(), _Process(exitcode=-signal.SIGKILL), _Process()]
+    assert sup.check() is None
+    assert sup.restarts == [0, 1, 0] and membership.dead == {1}
+    assert shared["frames"].tolist() == [5000, 4000, 5000]
 
 
 class _Store:

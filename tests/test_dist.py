@@ -161,6 +161,10 @@ def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "dist" and summary["ranks_finished"] == [0, 1, 2]
     assert summary["frames"] >= 6000 and summary["faults_log"] == []
+    # every rank prints the summary of the ranks finished so far, and says which: the last has all
+    printed = [r.log(k) for k in range(3)]
+    assert all("the summary of the ranks finished so far" in text for text in printed)
+    assert sum("so far, [0, 1, 2] of 3 (failed: none)" in text for text in printed) >= 1
     assert summary["episodes_in_mean"] > 0
     network = pd.read_csv(out / "logs" / "network.csv")  # the epsilon-ball over time, by the lowest rank
     assert len(network) >= 1 and network["total_frames"].is_monotonic_increasing

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from galasim.cli.output import HelpFormatter
@@ -66,7 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ent-coef", type=float, help="entropy coefficient [0.01]")
     p.add_argument("--n-steps", type=int, help="rollout length (n-step returns) [5]")
     p.add_argument("--gae", action="store_true", default=None, help="generalised advantage estimation")
-    p.add_argument("--lr-decay", action="store_true", default=None, help="linear learning-rate decay")
+    p.add_argument("--lr-decay", action="store_true", default=None,
+                   help="linear learning-rate decay to 0 over the run's --frames [off]")
     p.add_argument("--sticky-actions", type=float, help="Atari repeat-action probability [0]")
     p.add_argument("--max-episode-frames", type=int, help="Atari: truncate a game after this many frames [108000]")
     p.add_argument("--stop-return", type=float, help="stop a learner once its last 20 episodes average this")
@@ -106,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
 def _exit_dist(report, cfg, args) -> int:
     """A dist rank leaves with os._exit: gloo waits still pending on peers that finished or died
     sit in daemon threads, and a normal interpreter exit would abort on them."""
-    import os
-
     try:
         code = report(cfg, args)
     except BaseException as exc:
@@ -127,6 +127,9 @@ def _report(cfg, args) -> int:
         print(f"galasim train: error: {exc}", file=sys.stderr)
         return 1
     s = result.summary
+    if cfg.mode == "dist":  # every rank merges the parts written so far; the last to finish has them all
+        print(f"rank {os.environ['RANK']}: the summary of the ranks finished so far, {s['ranks_finished']} "
+              f"of {cfg.agents} (failed: {sorted(s['ranks_failed']) or 'none'}):")
     print(f"{s['algo']} {s['learners']}x{s['envs_per_learner']} on {s['env']}: {s['frames']} frames in "
           f"{s['wall_seconds']:.1f} s ({s['fps']:.0f} frames/s); mean true return of the last "
           f"{s['episodes_in_mean']} episodes {s['mean_return_last_100']:.2f}")

@@ -98,7 +98,9 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     """Gradient-norm clip."""
     lr_decay: bool = False
-    """Linear learning-rate decay to 0 over the run."""
+    """Linear learning-rate decay to 0 over the run: an update starts at ``lr * (1 - f)``, ``f`` the
+    fraction of ``frames`` spent (``async`` and ``dist`` GALA: the learners' summed frames, so they
+    all reach 0 together at the end; ``sim`` and the A2C baseline: the learner's own equal share)."""
     clip_rewards: bool = True
     """Clip rewards to their sign for learning (Atari); reported scores stay unclipped."""
     hidden: int = 64

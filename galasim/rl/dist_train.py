@@ -148,7 +148,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
         reduce = _all_reduce_grads(store, rank, world)
 
     monitor = _NetworkMonitor(out, store, rank, world, learner.params.numel(), resumed=state is not None)
-    share = cfg.frames // world  # the learning-rate decay's horizon; A2C's ranks stop at it
+    share = cfg.frames // world  # A2C's ranks stop at it
     checkpoint_every = max(cfg.checkpoint_every // world, learner.frames_per_update)
     next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
     start = time.perf_counter()
@@ -162,9 +162,9 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     total = sum(int(v) for v in store.multi_get(counters))
     while (learner.frames < share if reduce is not None else total < cfg.frames) and not learner.solved():
         if reduce is not None:
-            stats = learner.iterate(share, reduce_grads=reduce)
+            stats = learner.iterate(learner.frames / share, reduce_grads=reduce)
         else:
-            stats = learner.iterate(share)
+            stats = learner.iterate(total / cfg.frames)
             store.set(FRAMES_KEY.format(rank), str(learner.frames))
             total = sum(int(v) for v in store.multi_get(counters))
             tick = time.perf_counter()

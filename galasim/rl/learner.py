@@ -99,8 +99,12 @@ class Learner:
         self.timing = {"env": 0.0, "act": 0.0, "update": 0.0, "gossip": 0.0}
 
     # -- one local update ----------------------------------------------------------------------------
-    def iterate(self, total_frames: int, reduce_grads: Any = None) -> UpdateStats:
-        """Collect a rollout and take one A2C step (``total_frames``: the run's budget, for lr decay).
+    def iterate(self, progress: float = 0.0, reduce_grads: Any = None) -> UpdateStats:
+        """Collect a rollout and take one A2C step.
+
+        ``progress``: the fraction of the frame budget already spent (the run's, over all learners,
+        or this learner's share: see ``TrainConfig.lr_decay``); with ``lr_decay`` the step's
+        learning rate is ``lr * (1 - progress)``.
 
         ``reduce_grads(model)``, if given, runs between backward and clipping (``--mode dist --algo
         a2c``: the all-reduce of gradients over the ranks)."""
@@ -137,7 +141,7 @@ class Learner:
 
         if cfg.lr_decay:
             for group in self.optimizer.param_groups:
-                group["lr"] = cfg.lr * max(1.0 - self.frames / total_frames, 0.0)
+                group["lr"] = cfg.lr * max(1.0 - progress, 0.0)
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if reduce_grads is not None:
@@ -326,7 +330,6 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
         print(f"learner {rank}: rejoined (incarnation {membership.incarnation}) with the parameters of "
               f"{'learner ' + str(source) if source is not None else 'its own checkpoint (no live in-neighbour)'}",
               flush=True)
-    share = cfg.frames // cfg.learners  # the learning-rate decay's horizon
     shared["frames"][rank] = learner.frames
     checkpoint_every = max(cfg.checkpoint_every // cfg.learners, learner.frames_per_update)
     next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
@@ -339,7 +342,8 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
     # learner with 4 lost a +18 policy within 200 updates that way; docs/training.md).
     while (int(shared["frames"].sum()) < cfg.frames and not bool(shared["stop"][0])
            and not learner.solved()):
-        stats = learner.iterate(share)                  # x <- x + delta (one A2C step)
+        # x <- x + delta (one A2C step); the lr decays with the run's progress, not this learner's
+        stats = learner.iterate(int(shared["frames"].sum()) / cfg.frames)
         if gossip is not None:                          # send, then receive (may block)
             tick = time.perf_counter()
             if membership is not None:
@@ -360,6 +364,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
             last_log, frames_at_log = now, learner.frames
         if learner.frames >= next_checkpoint:
             checkpoint.save_learner(out, rank, learner, logger, gossip)
+            shared["checkpointed"][rank] = learner.frames
             next_checkpoint += checkpoint_every
     shared["done"][rank] = True  # the monitor's epsilon-ball leaves it out from now on
     if membership is not None:

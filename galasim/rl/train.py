@@ -177,6 +177,7 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
         transport = SharedMemoryTransport(possible_edges(list(graph.edges), range(n)), dim, device=device)
     shared = {
         "frames": torch.zeros(n, dtype=torch.int64).share_memory_(),
+        "checkpointed": torch.zeros(n, dtype=torch.int64).share_memory_(),  # frames in each checkpoint
         "published": flat.repeat(n, 1).share_memory_(),
         "stop": torch.zeros(1, dtype=torch.bool).share_memory_(),
         "done": torch.zeros(n, dtype=torch.bool).share_memory_(),
@@ -188,7 +189,7 @@ def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.nda
         for rank in range(n):
             if checkpoint.exists(run, rank):
                 state = checkpoint.load_learner(run, rank)["learner"]
-                shared["frames"][rank] = state["frames"]
+                shared["frames"][rank] = shared["checkpointed"][rank] = state["frames"]
                 shared["published"][rank].copy_(state["params"])
         start_frames = int(shared["frames"].sum())
     network_log = CsvLog(run / "logs" / "network.csv", NETWORK_COLUMNS,
@@ -373,6 +374,9 @@ class _Supervisor:
             self.say(f"galasim train: learner {r} failed ({reason}); the survivors repair the graph and go "
                      "on" + ("; restarting it" if retry else ""))
             if retry:
+                # It restarts from its checkpoint: count only those frames meanwhile, or its peers
+                # would stop short of the budget and leave it to make the difference alone.
+                self.shared["frames"][r] = self.shared["checkpointed"][r]
                 self.restarts[r] += 1
                 self.start(r)
         return None
@@ -553,7 +557,7 @@ def _train_sim(cfg: TrainConfig) -> tuple[dict[str, Any], np.ndarray]:
         learner = learners[agent]
         with torch.no_grad():
             learner.params.copy_(origin + torch.from_numpy(x))
-        stats = learner.iterate(iterations * per_update)
+        stats = learner.iterate(learner.frames / (iterations * per_update))  # each makes an equal share
         delta = (learner.params.detach().double().cpu() - origin).numpy() - x
         max_delta[agent] = max(max_delta[agent], float(np.linalg.norm(delta)))
         total = sum(le.frames for le in learners)
