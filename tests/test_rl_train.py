@@ -106,7 +106,18 @@ def test_pong_smoke_killed_and_resumed(tmp_path):
     ev = subprocess.run([sys.executable, "-m", "galasim.cli", "evaluate", str(run), "--episodes", "1",
                          "--video", str(video)], capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0 and "mean true return over 1 episodes" in ev.stdout, ev.stderr
-    assert video.stat().st_size > 1000
+    assert video.stat().st_size > 1000 and not list(tmp_path.glob(".*partial*"))
+    # killed while recording: exit 130, the earlier video kept, no partial file left behind
+    before = video.read_bytes()
+    ev = subprocess.Popen([sys.executable, "-m", "galasim.cli", "evaluate", str(run), "--episodes", "1000",
+                           "--video", str(video), "--no-progress"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".*partial*")):
+        assert ev.poll() is None and time.monotonic() < deadline, ev.stderr.read() if ev.stderr else ""
+        time.sleep(0.1)
+    ev.terminate()
+    assert ev.wait(timeout=60) == 130 and "interrupted" in ev.stderr.read()
+    assert video.read_bytes() == before and not list(tmp_path.glob(".*partial*"))
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")

@@ -95,6 +95,63 @@ def test_cli_unknown_env_is_one_line(tmp_path):
     assert "unknown environment 'Pong-v9x'" in proc.stderr and "close matches" in proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--frames", "1e30"), "frames must be at most 1e12 frames"),
+    (("--envs-per-agent", "100000"), "gives a learner 100000 simulators; a learner steps at most 1024"),
+    (("--algo", "a2c", "--agents", "4", "--envs-per-agent", "512"), "gives a learner 2048 simulators"),
+    (("--agents", "100000"), "(100001 processes, 600,000 parameter vectors of 9,155) needs about 23.9 TiB"),
+    (("--agents", "4", "--peers", "9"), "must be an integer from 1 to 3, got 9"),
+], ids=["frames", "envs", "a2c-envs", "agents", "peers"])
+def test_cli_refuses_an_impossible_run_in_one_line_and_writes_nothing(tmp_path, args, message):
+    # "--agents 100000": 100,001 processes of >= 250 MiB, refused before the repair's n(n-1) message
+    # slots are even listed (the vectors: 5 per learner and one per ring edge).
+    run = tmp_path / "r"
+    proc = _cli("train", "--env", "CartPole-v1", "--out", str(run), "--no-progress", *args)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert message in proc.stderr
+    assert not run.exists()  # a refused run touches nothing (an earlier run's config.json survives)
+
+
+def test_the_memory_estimate_counts_every_message_slot_the_repair_can_create(tmp_path, monkeypatch):
+    import galasim._validation
+    from galasim.rl.train import PROCESS_BYTES, SIMULATOR_BYTES, _plan
+
+    # 8 learners on a ring: 5 vectors each, then 8 edges (first check) or all 56 = 8 * 7 slots the
+    # repair rule can create (second); a wide MLP makes the vectors count.
+    cfg = TrainConfig(env="CartPole-v1", agents=8, envs_per_agent=2, hidden=1024, device="cpu",
+                      out=str(tmp_path))
+    dim = _plan(cfg).flat.numel()
+    assert len(_plan(cfg).slots) == 56
+    base = 9 * PROCESS_BYTES + 16 * SIMULATOR_BYTES["gym"]
+    limit = base + (40 + 8) * dim * 4  # the first check passes, the second does not
+    monkeypatch.setattr(galasim._validation, "memory_limit", lambda: limit)
+    with pytest.raises(ValueError, match=rf"\(9 processes, 96 parameter vectors of {dim:,}\)"):
+        _plan(cfg)
+    monkeypatch.setattr(galasim._validation, "memory_limit", lambda: base + 96 * dim * 4)
+    assert len(_plan(cfg).slots) == 56
+
+
+def test_an_evaluation_video_appears_only_when_complete(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from galasim.rl.evaluate import _finish_video, _open_video, _video_path
+
+    atari = SimpleNamespace(spec=SimpleNamespace(kind="atari"))
+    path = _video_path(tmp_path / "videos" / "pong.mp4", atari)
+    for keep in (False, True):  # an interrupted evaluation, then a complete one
+        writer = _open_video(path)
+        for _ in range(5):
+            writer.write(np.zeros((336, 336, 3), dtype=np.uint8))
+        writer.release()
+        _finish_video(path, keep)
+        assert path.exists() == keep and not list(path.parent.glob(".*"))
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match="cannot create its folder"):
+        _video_path(tmp_path / "a_file" / "pong.mp4", atari)
+
+
 def test_cli_corrupt_checkpoint_is_one_line(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -17,6 +17,8 @@ from galasim.gossip.protocol import parse_sync_freq
 MODES = ("async", "sim", "dist")
 ALGOS = ("gala", "a2c")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_FRAMES = 10**12          # a larger budget is a typo (116 days at 100,000 frames/s)
+MAX_ENVS_PER_LEARNER = 1024  # a larger request is a typo, and would take minutes just to create
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's Pong run (facebookresearch/gala README): 4 learners x 16 simulators, 1 peer on a
@@ -155,6 +157,11 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         self.checkpoint_every = parse_frames(self.checkpoint_every, "checkpoint_every")
+        if self.envs_per_learner > MAX_ENVS_PER_LEARNER:
+            shape = (f"--agents {self.agents} x --envs-per-agent {self.envs_per_agent}" if self.algo == "a2c"
+                     else f"--envs-per-agent {self.envs_per_agent}")
+            raise ValueError(f"{shape} gives a learner {self.envs_per_learner} simulators; a learner steps at "
+                             f"most {MAX_ENVS_PER_LEARNER}")
         if self.restart_failed and (self.mode != "async" or self.algo != "gala"):
             raise ValueError(f"restart_failed={self.restart_failed} applies to GALA in --mode async only (got "
                              f"--mode {self.mode} --algo {self.algo}); in --mode dist restart the rank "
@@ -204,6 +211,8 @@ def parse_frames(value: Any, name: str = "frames") -> int:
         value = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2)]
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 1 or value != int(value):
         raise ValueError(f"{name} must be a positive number of frames like 10M, 500k or 20000, got {value!r}")
+    if value > MAX_FRAMES:
+        raise ValueError(f"{name} must be at most 1e12 frames (116 days at 100,000 frames/s), got {value!r}")
     return int(value)
 
 

@@ -1,8 +1,10 @@
 """``galasim evaluate``: play a trained learner and report true episode scores (unclipped, all lives)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ class EvalResult:
 
 def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: int = 12345,
              video: str | Path | None = None, deterministic: bool = False,
-             max_steps: int = 1_000_000) -> EvalResult:
+             max_steps: int = 1_000_000, progress: bool = False) -> EvalResult:
     """Play ``episodes`` games with learner ``learner`` of the run in ``run_dir``.
 
     Parameters
@@ -50,6 +52,8 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
         Greedy actions instead of sampling from the policy.
     max_steps : int
         Safety bound on agent steps.
+    progress : bool
+        Show a progress bar of finished games.
     """
     from galasim.rl.envs import VecEnv
     from galasim.rl.model import make_model
@@ -70,11 +74,19 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
     with torch.no_grad():
         params.copy_(state["learner"]["params"])
     generator = torch.Generator().manual_seed(seed)
-    writer = _video_writer(video, envs) if video else None
+    video_path = _video_path(video, envs) if video else None
+    writer = bar = None
     returns: list[float] = []
     lengths: list[int] = []
-    obs = envs.reset()
+    completed = False
     try:
+        if video_path is not None:
+            writer = _open_video(video_path)
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=episodes, unit="game", dynamic_ncols=True, desc=f"learner {learner}")
+        obs = envs.reset()
         for _ in range(max_steps):
             with torch.no_grad():
                 logits, _ = model(torch.as_tensor(obs))
@@ -88,12 +100,19 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
             for ret, length in done_games:
                 returns.append(ret)
                 lengths.append(length)
+            if bar is not None and done_games:
+                bar.update(min(len(done_games), episodes - bar.n))
             if len(returns) >= episodes:
                 break
+        completed = True
     finally:
         envs.close()
+        if bar is not None:
+            bar.close()
         if writer is not None:
             writer.release()
+        if video_path is not None:
+            _finish_video(video_path, keep=completed)
     return EvalResult(returns[:episodes], lengths[:episodes])
 
 
@@ -105,13 +124,38 @@ def _frame(obs: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
 
 
-def _video_writer(path: str | Path, envs):
-    import cv2
-
+# The video is written beside its path and renamed onto it once complete, so an interrupted
+# evaluation leaves no truncated file (and keeps an older one).
+def _video_path(path: str | Path, envs) -> Path:
+    """``path`` checked (an .mp4 of an Atari run), its folder created."""
     if envs.spec.kind != "atari":
         raise ValueError("--video records Atari observations; this run's environment has no frames")
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"--video must be an .mp4 path, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (336, 336))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--video {str(path)!r}: cannot create its folder ({exc.strerror})") from None
+    return path
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.partial.mp4")  # cv2 picks the codec by the suffix
+
+
+def _open_video(path: Path):
+    import cv2
+
+    writer = cv2.VideoWriter(str(_partial(path)), cv2.VideoWriter_fourcc(*"mp4v"), 15, (336, 336))
+    if not writer.isOpened():
+        raise ValueError(f"--video {str(path)!r}: cannot write there")
+    return writer
+
+
+def _finish_video(path: Path, keep: bool) -> None:
+    if keep:
+        os.replace(_partial(path), path)
+    else:
+        with contextlib.suppress(OSError):
+            _partial(path).unlink()

@@ -98,13 +98,14 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
         raise ValueError(f"GALA needs agents >= 2 learners, got {cfg.agents}; use --algo a2c for one learner")
     if cfg.mode == "sim" and cfg.algo == "a2c":
         raise ValueError("--mode sim simulates gossip between learners; the A2C baseline has none (use --mode async)")
+    plan = _plan(cfg)  # every check that can fail, before the run folder is touched
     run.mkdir(parents=True, exist_ok=True)
     (run / "logs").mkdir(exist_ok=True)
     atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     if cfg.mode == "sim":
-        summary, params = _train_sim(cfg)
+        summary, params = _train_sim(cfg, plan)
     else:
-        summary, params = _train_async(cfg, resume)
+        summary, params = _train_async(cfg, resume, plan)
     atomic_write_text(run / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     return TrainResult(run, summary, params)
 
@@ -145,36 +146,81 @@ def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
     return cfg
 
 
-# -- async: one process per learner ------------------------------------------------------------------
-def _train_async(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.ndarray]:
-    import torch.multiprocessing as mp
+@dataclass
+class _Plan:
+    """What :func:`_plan` settled before the run folder is touched."""
 
-    from galasim.gossip.shm import SharedMemoryTransport
+    device: torch.device
+    flat: torch.Tensor                    # the learners' common initial parameters
+    graph: Any                            # GALA's graph (None for the A2C baseline)
+    slots: list[tuple[int, int]] | None   # --mode async GALA: every edge the repair rule can create
+
+
+# Lower bounds of a run's memory, from the private memory measured here: a learner process
+# (interpreter, torch, model, optimizer, rollouts) 260 MiB on CartPole, 320 MiB on Pong; an Atari
+# simulator 1.9-2.9 MiB, a gymnasium CartPole 0.02 MiB. Used only to refuse what cannot fit.
+PROCESS_BYTES = 250 * 2**20
+SIMULATOR_BYTES = {"atari": 3 * 2**19, "gym": 10 * 2**10}
+
+
+def _plan(cfg: TrainConfig) -> _Plan:
+    """The device, the environment id, the graph and the memory: every check that can fail before
+    a learner starts, so a refused run writes nothing."""
+    from galasim._validation import check_memory
     from galasim.rl.envs import VecEnv
-    from galasim.rl.learner import resolve_device, run_learner
-    from galasim.rl.logger import CsvLog
+    from galasim.rl.learner import resolve_device
     from galasim.rl.model import make_model
 
     device = resolve_device(cfg.device)
-    run = Path(cfg.out)
     probe = VecEnv(cfg.env, 1, 0)  # also the early "unknown environment" error
-    obs_shape, n_actions = probe.observation_space.shape, probe.action_space.n
+    obs_shape, n_actions, kind = probe.observation_space.shape, probe.action_space.n, probe.spec.kind
     probe.close()
     _, flat = make_model(obs_shape, n_actions, cfg.seed, cfg.hidden)
-    dim, n = flat.numel(), cfg.learners
     graph = _graph(cfg) if cfg.algo == "gala" else None
+    processes = cfg.learners + 1 if cfg.mode == "async" else 1
+
+    def check(slots: int) -> None:
+        # Each learner holds its parameters, gradients, RMSprop state and a copy; async shares one
+        # more copy per learner and one per message slot (on the GPU with --device cuda).
+        vectors = cfg.learners * 5 + (slots if device.type == "cpu" else 0)
+        needed = (processes * PROCESS_BYTES + cfg.learners * cfg.envs_per_learner * SIMULATOR_BYTES[kind]
+                  + vectors * flat.numel() * flat.element_size())
+        check_memory(f"--agents {cfg.agents} --envs-per-agent {cfg.envs_per_agent} ({processes} processes, "
+                     f"{vectors:,} parameter vectors of {flat.numel():,})", needed,
+                     "use fewer agents, simulators or peers")
+
+    slots = None
+    if graph is not None and cfg.mode == "async":
+        from galasim.gossip.repair import possible_edges
+
+        check(graph.number_of_edges())  # first without the repair's slots, which take O(n^2) to list
+        slots = possible_edges(list(graph.edges), range(cfg.learners))
+    check(len(slots) if slots else 0)
+    return _Plan(device, flat, graph, slots)
+
+
+# -- async: one process per learner ------------------------------------------------------------------
+def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str, Any], np.ndarray]:
+    import torch.multiprocessing as mp
+
+    from galasim.gossip.shm import SharedMemoryTransport
+    from galasim.rl.learner import run_learner
+    from galasim.rl.logger import CsvLog
+
+    device, flat, graph = plan.device, plan.flat, plan.graph
+    run = Path(cfg.out)
+    dim, n = flat.numel(), cfg.learners
     transport = membership = port = store = None
     if graph is not None:
         # Failed learners, as in --mode dist: the learners agree on who is dead through a store
         # hosted here; every edge the repair rule can create gets a slot (n(n-1) on a ring).
         from galasim.gossip.failures import Membership
-        from galasim.gossip.repair import possible_edges
         from galasim.rl.dist_train import free_port, host_store
 
         port = free_port()
         store = host_store(port, n)  # held until the run ends
         membership = Membership(store, -1, n, cfg.failure_timeout, observer=True)
-        transport = SharedMemoryTransport(possible_edges(list(graph.edges), range(n)), dim, device=device)
+        transport = SharedMemoryTransport(plan.slots, dim, device=device)
     shared = {
         "frames": torch.zeros(n, dtype=torch.int64).share_memory_(),
         "checkpointed": torch.zeros(n, dtype=torch.int64).share_memory_(),  # frames in each checkpoint
@@ -530,16 +576,16 @@ def _progress(cfg: TrainConfig, initial: int):
 
 
 # -- sim: the event scheduler drives real learners -----------------------------------------------------
-def _train_sim(cfg: TrainConfig) -> tuple[dict[str, Any], np.ndarray]:
+def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarray]:
     import pandas as pd
 
     import galasim
     from galasim.rl.learner import (EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, drain_episodes,
-                                    resolve_device, train_row)
+                                    train_row)
     from galasim.rl.logger import Logger
 
     torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = plan.device
     run = Path(cfg.out)
     learners = [Learner(cfg, r, device, cfg.envs_per_agent) for r in range(cfg.agents)]
     loggers = [Logger(run / "logs", f"learner{r}", EPISODE_COLUMNS, TRAIN_COLUMNS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from tqdm import tqdm
 
+from galasim._interrupt import sigterm_as_interrupt
 from galasim._validation import choice, workers
 from galasim.sweep.grid import COLUMNS, Cell, Grid
 from galasim.sweep.store import KEY_COLUMNS, RESULTS_FILE, ResultStore
@@ -213,30 +213,13 @@ def _store_rows(
         mininterval=0.5 if sys.stderr.isatty() else 30,
     )
     errors = 0
-    with bar, contextlib.closing(rows), _sigterm_as_interrupt():
+    with bar, contextlib.closing(rows), sigterm_as_interrupt():
         for row in rows:
             store.add(row)
             bar.update(1)
             if row["status"] == "error":
                 errors += 1
                 bar.set_postfix(errors=errors, refresh=False)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (what ``kill`` sends) like Ctrl-C, so that finished cells are flushed first."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_loky(
