@@ -60,6 +60,11 @@ def test_a2c_baseline_one_learner(tmp_path):
     assert r.params.shape[0] == 1 and r.summary["envs_per_learner"] == 4
     assert r.summary["bound_holds"] is True and r.summary["empirical"] == 0.0
     assert any((tmp_path / "a2c" / "logs" / "tensorboard" / "learner0").iterdir())
+    # resuming a complete run is refused and leaves its summary as it was
+    summary = (tmp_path / "a2c" / "summary.json").read_bytes()
+    with pytest.raises(ValueError, match=r"is complete \(2,000 of 2,000 frames\); pass a larger --frames"):
+        galasim.train(out=str(tmp_path / "a2c"), resume=True, progress=False)
+    assert (tmp_path / "a2c" / "summary.json").read_bytes() == summary
 
 
 def _rows_consistent(run: Path, learners: int, budget: int, per_update: int):

@@ -138,10 +138,14 @@ def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
     if cfg.mode == "sim":
         raise ValueError("--resume is not supported for --mode sim runs (the simulator's state is not "
                          "checkpointed); rerun with the same seed, which reproduces the run exactly")
+    made = 0
     for rank in range(cfg.learners):
-        if checkpoint.exists(run, rank):
-            checkpoint.load_learner(run, rank)  # a corrupt file is reported before anything starts
+        if checkpoint.exists(run, rank):  # a corrupt file is reported before anything starts
+            made += checkpoint.load_learner(run, rank)["learner"]["frames"]
     cfg.frames = max(cfg.frames, requested.frames) if requested.frames != TrainConfig.frames else cfg.frames
+    if made >= cfg.frames and (run / "summary.json").is_file():  # resuming would only rewrite its summary
+        raise ValueError(f"run folder {str(run)!r} is complete ({made:,} of {cfg.frames:,} frames); pass a "
+                         "larger --frames to continue it")
     cfg.progress, cfg.out = requested.progress, str(run)
     return cfg
 
