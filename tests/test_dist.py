@@ -156,8 +156,14 @@ def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
     r = ranks(3)
     out = tmp_path / "run"
     for k in range(3):
-        r.start(k, _train_args(out, 6000))
+        r.start(k, _train_args(out, 6000, ["--lr-decay"]))
     assert [r.wait(k) for k in range(3)] == [0, 0, 0], r.log(0)[-2000:]
+    for k in range(3):  # the rate decays with the run's frames (the ranks' sum, in the store)
+        rows = pd.read_csv(out / "logs" / f"learner{k}_train.csv")
+        after = 1 - rows["total_frames"] / 6000
+        before = 1 - rows["total_frames"].shift(fill_value=0) / 6000
+        assert ((after - 1e-6 <= rows["lr"] / 7e-4) & (rows["lr"] / 7e-4 <= before + 1e-6)).all(), rows
+        assert (rows["total_frames"] >= rows["frames"]).all() and rows["total_frames"].iloc[-1] >= 6000
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "dist" and summary["ranks_finished"] == [0, 1, 2]
     assert summary["frames"] >= 6000 and summary["faults_log"] == []
@@ -247,3 +253,6 @@ def test_a2c_all_reduce_over_two_gloo_ranks_keeps_them_identical(ranks, tmp_path
     assert summary["empirical"] == 0.0 and summary["bound_holds"] is True
     episodes = sum(len((out / "logs" / f"learner{k}_episodes.csv").read_text().splitlines()) - 1 for k in range(2))
     assert summary["episodes_in_mean"] == min(episodes, 100)  # both ranks' episodes count
+    for k in range(2):  # the logs count the run's frames, as in --mode async: both ranks' together
+        rows = pd.read_csv(out / "logs" / f"learner{k}_train.csv")
+        assert (rows["total_frames"] == 2 * rows["frames"]).all() and rows["total_frames"].iloc[-1] == 4000

@@ -163,6 +163,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     while (learner.frames < share if reduce is not None else total < cfg.frames) and not learner.solved():
         if reduce is not None:
             stats = learner.iterate(learner.frames / share, reduce_grads=reduce)
+            total = learner.frames * world  # every rank makes the same updates
         else:
             stats = learner.iterate(total / cfg.frames)
             store.set(FRAMES_KEY.format(rank), str(learner.frames))
@@ -172,7 +173,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
             gossip.step(learner.params)      # GALA: send, then receive (may block, never forever)
             learner.timing["gossip"] += time.perf_counter() - tick
         now = time.perf_counter()
-        drain_episodes(learner, logger, learner.frames, now - start)
+        drain_episodes(learner, logger, total, now - start)
         if now >= next_publish:  # the epsilon-ball monitor reads these (raw float32 and JSON, no pickle)
             store.set(f"params/{rank}", learner.params.detach().float().cpu().numpy().tobytes())
             store.set(f"stats/{rank}", json.dumps({"frames": learner.frames, "L": learner.L,
@@ -181,8 +182,8 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
             next_publish = now + cfg.log_every
         if now - last_log >= cfg.log_every:
             fps = (learner.frames - frames_at_log) / (now - last_log)
-            logger.train(train_row(learner, stats, gossip.stats if gossip else None, learner.frames,
-                                   now - start, fps), learner.frames, TB_KEYS)
+            logger.train(train_row(learner, stats, gossip.stats if gossip else None, total, now - start, fps),
+                         learner.frames, TB_KEYS)
             last_log, frames_at_log = now, learner.frames
         if learner.frames >= next_checkpoint:
             checkpoint.save_learner(out, rank, learner, logger, gossip)
@@ -190,7 +191,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     wall = time.perf_counter() - start
     store.set(f"params/{rank}", learner.params.detach().float().cpu().numpy().tobytes())
     if stats is not None and learner.frames > frames_at_log:  # the last update, unless just logged
-        logger.train(train_row(learner, stats, gossip.stats if gossip else None, learner.frames, wall,
+        logger.train(train_row(learner, stats, gossip.stats if gossip else None, total, wall,
                                (learner.frames - frames_at_log) / max(time.perf_counter() - last_log, 1e-9)),
                      learner.frames, TB_KEYS)
     checkpoint.save_learner(out, rank, learner, logger, gossip)
