@@ -141,6 +141,14 @@ def test_a_paused_learner_makes_fewer_frames_and_nobody_trains_alone(runs, tmp_p
         before = 1 - rows["total_frames"].shift(fill_value=0) / frames
         assert ((after - 1e-6 <= rows["lr"] / lr) & (rows["lr"] / lr <= before + 1e-6)).all(), rows
         assert rows["lr"].iloc[-1] < 0.02 * lr  # its last update started near the end of the run
+    # each learner's distance to the mean, every monitor tick: the network's distance is their max
+    # (ticks after every learner has finished have no learner rows)
+    network = pd.read_csv(run.out / "logs" / "network.csv").set_index("time")
+    each = pd.read_csv(run.out / "logs" / "learner_distance.csv").groupby("time")
+    assert len(each) >= len(network) - 3 and set(each.groups) <= set(network.index)
+    assert each["learner"].nunique().max() == 3
+    top = each["distance"].max()
+    assert top.values == pytest.approx(network.loc[top.index, "distance"].values, rel=1e-5, abs=1e-6)
 
 
 class _Process:

@@ -164,6 +164,11 @@ def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
         before = 1 - rows["total_frames"].shift(fill_value=0) / 6000
         assert ((after - 1e-6 <= rows["lr"] / 7e-4) & (rows["lr"] / 7e-4 <= before + 1e-6)).all(), rows
         assert (rows["total_frames"] >= rows["frames"]).all() and rows["total_frames"].iloc[-1] >= 6000
+    # each rank's distance to the mean, with every network row: the network's distance is their max
+    each = pd.read_csv(out / "logs" / "learner_distance.csv").groupby(["time", "total_frames"])["distance"].max()
+    network = pd.read_csv(out / "logs" / "network.csv")
+    rows = network[network["distance"] > 0].set_index(["time", "total_frames"])["distance"]
+    assert len(rows) and rows.values == pytest.approx(each.loc[rows.index].values, rel=1e-5, abs=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "dist" and summary["ranks_finished"] == [0, 1, 2]
     assert summary["frames"] >= 6000 and summary["faults_log"] == []

@@ -105,6 +105,8 @@ def test_pong_smoke_killed_and_resumed(tmp_path):
     done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     _rows_consistent(run, 2, 6400, per_update=5 * 2 * 4)
+    for name in ("network.csv", "learner_distance.csv"):  # the killed attempt's rows past its checkpoints were cut
+        assert pd.read_csv(run / "logs" / name)["total_frames"].is_monotonic_increasing, name
     summary = json.loads((run / "summary.json").read_text())
     assert 6400 <= summary["frames"] < 6400 + 2 * 5 * 2 * 4
     video = tmp_path / "pong.mp4"

@@ -19,8 +19,9 @@ modes:
   --algo a2c   the synchronous baseline: one learner over agents x envs-per-agent simulators
 
 run folder (--out): config.json, logs/learner{r}_{episodes,train}.csv (true scores: unclipped, all
-lives), logs/network.csv (consensus distance, diameter, L, staleness), logs/tensorboard/,
-checkpoints/learner{r}.pt, summary.json (epsilon-ball figures and whether the bound held)
+lives), logs/network.csv (consensus distance, diameter, L, staleness), logs/learner_distance.csv
+(each learner's distance to the mean), logs/tensorboard/, checkpoints/learner{r}.pt, summary.json
+(epsilon-ball figures and whether the bound held)
 
 examples:
   galasim train --env CartPole-v1 --agents 4 --envs-per-agent 4 --frames 200k --out runs/cartpole

@@ -230,12 +230,12 @@ class _NetworkMonitor:
     def __init__(self, run: Path, store, rank: int, world: int, dim: int, resumed: bool):
         self.run, self.store, self.rank, self.world, self.dim = run, store, rank, world, dim
         self.resumed = resumed
-        self.log = None
+        self.log = self.distance_log = None
         self.empirical = 0.0
 
     def publish(self, membership) -> None:
         from galasim.rl.logger import CsvLog
-        from galasim.rl.train import NETWORK_COLUMNS, _network_rows, _previous_empirical
+        from galasim.rl.train import DISTANCE_COLUMNS, NETWORK_COLUMNS, _network_rows, _previous_empirical
 
         running = [r for r in _live(membership) if r not in membership.done]
         if running and running[0] != self.rank:
@@ -246,33 +246,42 @@ class _NetworkMonitor:
         if self.log is None:  # a resumed monitor drops the rows after the checkpoints' frames
             keep = _network_rows(self.run, total) if self.resumed else None
             self.log = CsvLog(self.run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=keep)
+            keep = _network_rows(self.run, total, "learner_distance.csv") if self.resumed else None
+            self.distance_log = CsvLog(self.run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS, keep_rows=keep)
             self.empirical = max(self.empirical, _previous_empirical(self.run))
         # Ranks that finished keep their last parameters while the others go on: left out.
         net = _network_snapshot(self.store, running, self.dim)
         self.empirical = max(self.empirical, net["distance"])
-        self.log.write({"time": membership.now(), "total_frames": total, "running": len(running),
+        now = membership.now()
+        for r, d in net["to_mean"].items():
+            self.distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
+        self.log.write({"time": now, "total_frames": total, "running": len(running),
                         "distance": net["distance"], "diameter": net["diameter"], "empirical": self.empirical,
                         "L": max(s["L"] for s in stats), "max_staleness": max(s["max_staleness"] for s in stats)})
 
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+            self.distance_log.close()
 
 
-def _network_snapshot(store, ranks: list[int], dim: int) -> dict[str, float]:
-    """Consensus distance and diameter of the latest published parameters of ``ranks``."""
-    from galasim.rl.train import consensus
+def _network_snapshot(store, ranks: list[int], dim: int) -> dict[str, Any]:
+    """Consensus distance, diameter and each rank's distance to the mean (``to_mean``) of the
+    latest published parameters of ``ranks``."""
+    from galasim.rl.train import consensus, distances_to_mean
 
-    rows = []
+    rows = {}
     for r in ranks:
         if store.check([f"params/{r}"]):
             data = store.get(f"params/{r}")
             if len(data) == 4 * dim:
-                rows.append(np.frombuffer(data, dtype=np.float32))
+                rows[r] = np.frombuffer(data, dtype=np.float32)
     if len(rows) < 2:
-        return {"distance": 0.0, "diameter": 0.0, "ranks": len(rows)}
-    distance, diameter = consensus(torch.tensor(np.stack(rows)))
-    return {"distance": distance, "diameter": diameter, "ranks": len(rows)}
+        return {"distance": 0.0, "diameter": 0.0, "ranks": len(rows), "to_mean": {}}
+    x = torch.tensor(np.stack(list(rows.values())))
+    distance, diameter = consensus(x)
+    return {"distance": distance, "diameter": diameter, "ranks": len(rows),
+            "to_mean": dict(zip(rows, distances_to_mean(x)))}
 
 
 def _all_reduce_grads(store, rank: int, world: int):

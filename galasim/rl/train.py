@@ -12,7 +12,8 @@ Modes:
   each local update. Same seed, same parameters, bit for bit.
 * ``algo="a2c"``: the synchronous baseline, one learner over ``agents * envs_per_agent`` simulators.
 
-Run folder layout: ``config.json``, ``logs/learner{r}_{episodes,train}.csv``, ``logs/network.csv``,
+Run folder layout: ``config.json``, ``logs/learner{r}_{episodes,train}.csv``, ``logs/network.csv``
+(``async``/``dist``: also ``logs/learner_distance.csv``, each learner's distance to the mean),
 ``logs/tensorboard/``, ``checkpoints/learner{r}.pt``, ``summary.json``; ``async`` GALA also
 ``logs/pids.json`` (each learner's current process) and ``summaries/learner{r}-{incarnation}.json``
 (a learner's fault events).
@@ -37,6 +38,7 @@ from galasim.rl.config import TrainConfig, make_config
 # Nominal update bound given to the simulator in --mode sim (see _train_sim).
 SIM_L = 1e6
 NETWORK_COLUMNS = ["time", "total_frames", "running", "distance", "diameter", "empirical", "L", "max_staleness"]
+DISTANCE_COLUMNS = ["time", "total_frames", "learner", "distance"]  # logs/learner_distance.csv
 
 
 @dataclass
@@ -246,6 +248,8 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                          keep_rows=_network_rows(run, start_frames) if resume else None)
     if not resume and network_log.rows:
         raise ValueError(f"{run}/logs/network.csv already has rows; use another --out")
+    distance_log = CsvLog(run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS,
+                          keep_rows=_network_rows(run, start_frames, "learner_distance.csv") if resume else None)
     empirical = _previous_empirical(run) if resume else 0.0
 
     tb = None
@@ -279,12 +283,19 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 # The epsilon-ball is about learners that still iterate: one that has left its loop
                 # keeps its last parameters while the others finish their update, so it is left out.
                 iterating = [r for r in sup.live() if not shared["done"][r]]
-                distance, diameter = consensus(shared["published"][iterating]) if iterating else (0.0, 0.0)
+                now = time.perf_counter() - started
+                snapshot = shared["published"][iterating]  # a copy: the learners go on writing
+                distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
+                to_mean = distances_to_mean(snapshot) if iterating else []
+                for r, d in zip(iterating, to_mean):
+                    distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
+                    if tb is not None:
+                        tb.add_scalar(f"distance_to_mean/learner{r}", d, total)
                 empirical = max(empirical, distance)
                 diameter_max = max(diameter_max, diameter)
                 # running: iterating learners past their first update
                 running = int((shared["frames"][iterating] > 0).sum())
-                network_log.write({"time": time.perf_counter() - started, "total_frames": total,
+                network_log.write({"time": now, "total_frames": total,
                                    "running": running,
                                    "distance": distance, "diameter": diameter, "empirical": empirical,
                                    "L": float(shared["L"].max()),
@@ -302,6 +313,7 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
             bar.update(int(shared["frames"].sum()) - last_frames)
             bar.close()
         network_log.close()
+        distance_log.close()
         if tb is not None:
             tb.close()
     finished = sup.finished()
@@ -489,11 +501,11 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _network_rows(run: Path, frames: int) -> int:
-    """Rows of network.csv to keep on resume: those up to the checkpoints' total frames."""
+def _network_rows(run: Path, frames: int, name: str = "network.csv") -> int:
+    """Rows of a network log to keep on resume: those up to the checkpoints' total frames."""
     import pandas as pd
 
-    file = run / "logs" / "network.csv"
+    file = run / "logs" / name
     if not file.exists():
         return 0
     table = pd.read_csv(file)
@@ -517,9 +529,21 @@ def consensus(published: torch.Tensor) -> tuple[float, float]:
     (2.5, 5.0)
     """
     x = published.double()
-    distance = float((x - x.mean(0)).norm(dim=1).max())
+    distance = max(distances_to_mean(x))
     diameter = float(torch.cdist(x, x).max()) if len(x) > 1 else 0.0
     return distance, diameter
+
+
+def distances_to_mean(published: torch.Tensor) -> list[float]:
+    """``||x_i - mean||`` of every row (each learner's distance to the network's mean).
+
+    Examples
+    --------
+    >>> distances_to_mean(torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]]))
+    [5.0, 0.0, 5.0]
+    """
+    x = published.double()
+    return (x - x.mean(0)).norm(dim=1).tolist()
 
 
 def _graph(cfg: TrainConfig):
