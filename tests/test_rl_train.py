@@ -34,6 +34,12 @@ def test_cartpole_gala_async_example_solves(tmp_path):
     assert 0 < summary["empirical"] <= summary["empirical_diameter"]
     network = pd.read_csv(out / "logs" / "network.csv")
     assert len(network) >= 1 and (network["empirical"].diff().dropna() >= 0).all()
+    # its learners stopped at --stop-return: resuming is refused and leaves the summary as it was
+    before = (out / "summary.json").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "galasim", "train", "--out", str(out), "--resume"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "its learners reached --stop-return 195" in again.stderr, again.stderr
+    assert (out / "summary.json").read_bytes() == before
 
 
 def _sim(tmp_path, name, **kw):

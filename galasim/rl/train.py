@@ -145,9 +145,13 @@ def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
         if checkpoint.exists(run, rank):  # a corrupt file is reported before anything starts
             made += checkpoint.load_learner(run, rank)["learner"]["frames"]
     cfg.frames = max(cfg.frames, requested.frames) if requested.frames != TrainConfig.frames else cfg.frames
-    if made >= cfg.frames and (run / "summary.json").is_file():  # resuming would only rewrite its summary
-        raise ValueError(f"run folder {str(run)!r} is complete ({made:,} of {cfg.frames:,} frames); pass a "
-                         "larger --frames to continue it")
+    if (run / "summary.json").is_file():  # it ended: resuming would only rewrite its summary
+        if made >= cfg.frames:
+            raise ValueError(f"run folder {str(run)!r} is complete ({made:,} of {cfg.frames:,} frames); pass "
+                             "a larger --frames to continue it")
+        if cfg.stop_return is not None:
+            raise ValueError(f"run folder {str(run)!r} is complete: its learners reached --stop-return "
+                             f"{cfg.stop_return:g} after {made:,} frames")
     cfg.progress, cfg.out = requested.progress, str(run)
     return cfg
 
