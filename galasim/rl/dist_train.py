@@ -161,11 +161,10 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     counters = [FRAMES_KEY.format(r) for r in range(world)]
     total = sum(int(v) for v in store.multi_get(counters))
     while (learner.frames < share if reduce is not None else total < cfg.frames) and not learner.solved():
+        stats = learner.iterate(total / cfg.frames, reduce_grads=reduce)
         if reduce is not None:
-            stats = learner.iterate(learner.frames / share, reduce_grads=reduce)
             total = learner.frames * world  # every rank makes the same updates
         else:
-            stats = learner.iterate(total / cfg.frames)
             store.set(FRAMES_KEY.format(rank), str(learner.frames))
             total = sum(int(v) for v in store.multi_get(counters))
             tick = time.perf_counter()

@@ -340,10 +340,10 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
     # The learners stop together, once their frames sum to the budget: a learner whose peers had
     # finished would train on alone, without the averaging its few simulators rely on (a Pong
     # learner with 4 lost a +18 policy within 200 updates that way; docs/training.md).
-    while (int(shared["frames"].sum()) < cfg.frames and not bool(shared["stop"][0])
+    while ((total := int(shared["frames"].sum())) < cfg.frames and not bool(shared["stop"][0])
            and not learner.solved()):
         # x <- x + delta (one A2C step); the lr decays with the run's progress, not this learner's
-        stats = learner.iterate(int(shared["frames"].sum()) / cfg.frames)
+        stats = learner.iterate(total / cfg.frames)
         if gossip is not None:                          # send, then receive (may block)
             tick = time.perf_counter()
             if membership is not None:
