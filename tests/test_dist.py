@@ -155,8 +155,10 @@ def ranks(tmp_path):
 def test_gala_a2c_cartpole_over_three_gloo_ranks(ranks, tmp_path):
     r = ranks(3)
     out = tmp_path / "run"
+    config = tmp_path / "monitor.yaml"  # a monitor row every 0.2 s (default 2 s): the short run has several
+    config.write_text("log_every: 0.2\n")
     for k in range(3):
-        r.start(k, _train_args(out, 6000, ["--lr-decay"]))
+        r.start(k, _train_args(out, 6000, ["--lr-decay", "--config", str(config)]))
     assert [r.wait(k) for k in range(3)] == [0, 0, 0], r.log(0)[-2000:]
     for k in range(3):  # the rate decays with the run's frames (the ranks' sum, in the store)
         rows = pd.read_csv(out / "logs" / f"learner{k}_train.csv")
