@@ -77,9 +77,14 @@ def _env_alone(env: str, num_envs: int, steps: int) -> float:
     return steps * num_envs / elapsed
 
 
-def _network_alone(env: str, num_envs: int, updates: int, channels_last: bool = True) -> float:
+# The network alone as galasim runs it, and each former implementation it is measured against:
+# the convolutions' NCHW input (before NHWC) and PyTorch's per-tensor RMSprop (before FlatRMSprop).
+NETWORK_VARIANTS = ("galasim", "nchw", "torch_rmsprop")
+
+
+def _network_alone(env: str, num_envs: int, updates: int, variant: str = "galasim") -> float:
     """Agent steps/s of acting forwards plus the A2C update, on stored observations, 1 thread
-    (``channels_last=False``: the convolutions' NCHW input, the baseline of galasim's NHWC)."""
+    (``variant``: one of ``NETWORK_VARIANTS``)."""
     import torch
 
     from galasim.rl.config import TrainConfig
@@ -88,7 +93,10 @@ def _network_alone(env: str, num_envs: int, updates: int, channels_last: bool = 
     torch.set_num_threads(1)
     cfg = TrainConfig(env=env, algo="a2c", agents=1, envs_per_agent=num_envs, out="unused")
     learner = Learner(cfg, 0, torch.device("cpu"), num_envs)
-    learner.model.channels_last = channels_last
+    learner.model.channels_last = variant != "nchw"
+    if variant == "torch_rmsprop":
+        learner.optimizer = torch.optim.RMSprop(learner.model.parameters(), lr=cfg.lr, eps=cfg.rms_eps,
+                                                alpha=cfg.rms_alpha)
     obs = learner.obs
     zeros = np.zeros(num_envs)
     no_done = np.zeros(num_envs, dtype=bool)
@@ -184,8 +192,9 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     pandas.DataFrame
         One row per configuration: ``config``, ``frames_per_s``, ``steps_per_s`` (medians),
         ``ratio_vs_a2c``, the time shares and, on the A2C row, ``env_alone``, ``net_alone``,
-        ``net_alone_nchw`` (the network with NCHW convolution input, the layout before galasim's
-        NHWC), ``bound`` (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
+        ``net_alone_nchw`` and ``net_alone_torch_rmsprop`` (the network with the NCHW convolution
+        input, or with PyTorch's per-tensor RMSprop: what galasim used before NHWC and
+        ``FlatRMSprop``), ``bound`` (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
         on the same environment (NaN without the optional ``stable-baselines3``).
     """
     frames = frames or (2000 if quick else 60_000)
@@ -200,17 +209,18 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     table = pd.DataFrame(rows)
     table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
     env_rate = statistics.median(_env_alone(env, total_envs, 50 if quick else 1000) for _ in range(repeats))
-    net_rates = {layout: [] for layout in (True, False)}
-    for _ in range(repeats):  # the two input layouts interleaved, so that both see the same machine
-        for layout in net_rates:
-            net_rates[layout].append(_network_alone(env, total_envs, 3 if quick else 60, layout))
-    net_rate = statistics.median(net_rates[True])
+    net_rates = {variant: [] for variant in NETWORK_VARIANTS}
+    for _ in range(repeats):  # the variants interleaved, so that all see the same machine
+        for variant in net_rates:
+            net_rates[variant].append(_network_alone(env, total_envs, 3 if quick else 60, variant))
+    net_rate = statistics.median(net_rates["galasim"])
     sb3_rate = statistics.median(_sb3_alone(env, total_envs, 800 if quick else 16_000)
                                  for _ in range(repeats))
     bound = 1.0 / (1.0 / env_rate + 1.0 / net_rate)
     table["env_alone"] = [env_rate] + [math.nan] * (len(table) - 1)
     table["net_alone"] = [net_rate] + [math.nan] * (len(table) - 1)
-    table["net_alone_nchw"] = [statistics.median(net_rates[False])] + [math.nan] * (len(table) - 1)
+    for variant in NETWORK_VARIANTS[1:]:
+        table[f"net_alone_{variant}"] = [statistics.median(net_rates[variant])] + [math.nan] * (len(table) - 1)
     table["bound"] = [bound] + [math.nan] * (len(table) - 1)
     table["efficiency"] = [table["steps_per_s"].iloc[0] / bound] + [math.nan] * (len(table) - 1)
     sb3 = {"config": f"SB3 A2C 1x{total_envs}", "steps_per_s": sb3_rate, "frames_per_s": sb3_rate * (

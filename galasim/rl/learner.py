@@ -24,6 +24,7 @@ from galasim.rl.buffer import RolloutBuffer
 from galasim.rl.config import TrainConfig
 from galasim.rl.envs import VecEnv
 from galasim.rl.model import make_model
+from galasim.rl.optim import FlatRMSprop
 from galasim.sim.rng import stream_key
 
 # Stream ids for galasim.sim.rng.stream_key; the simulator uses 1-5.
@@ -83,8 +84,9 @@ class Learner:
         # Identical initialisation: the network depends on the run seed only, never on the rank.
         self.model, self.params = make_model(self.envs.observation_space.shape, self.envs.action_space.n,
                                              cfg.seed, cfg.hidden, device)
-        self.optimizer = torch.optim.RMSprop(self.model.parameters(), lr=cfg.lr, eps=cfg.rms_eps,
-                                             alpha=cfg.rms_alpha)
+        # PyTorch's RMSprop, stepped on flat vectors (bitwise the same steps; galasim/rl/optim.py)
+        self.optimizer = FlatRMSprop(self.model.parameters(), self.params, lr=cfg.lr, eps=cfg.rms_eps,
+                                     alpha=cfg.rms_alpha)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(stream_key(cfg.seed, ACTION_STREAM, rank) % 2**63)
         self.storage = RolloutBuffer(cfg.n_steps, num_envs, device)

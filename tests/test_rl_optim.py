@@ -1,0 +1,122 @@
+"""FlatRMSprop against torch.optim.RMSprop: the same steps bit for bit, and interchangeable state."""
+import io
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from galasim.rl.model import make_model  # noqa: E402
+from galasim.rl.optim import FlatRMSprop, _sqrt_floor  # noqa: E402
+
+
+def _pair(lr, alpha, eps, seed=0):
+    """Two identical MLP learners: one with torch's RMSprop, one with FlatRMSprop."""
+    reference, ref_flat = make_model((5,), 3, seed=seed, hidden=16)
+    model, flat = make_model((5,), 3, seed=seed, hidden=16)
+    return (reference, ref_flat, torch.optim.RMSprop(reference.parameters(), lr=lr, alpha=alpha, eps=eps),
+            model, flat, FlatRMSprop(model.parameters(), flat, lr=lr, alpha=alpha, eps=eps))
+
+
+def _random_grads(generator, n):
+    """Gradients with exact zeros and values so small that their squares are subnormal or 0:
+    the entries on which PyTorch's sqrt is slow and the clamp of FlatRMSprop acts."""
+    grad = torch.randn(n, generator=generator)
+    kind = torch.randint(0, 4, (n,), generator=generator)
+    grad[kind == 0] = 0.0
+    grad[kind == 1] *= 1e-21  # squares ~1e-42: subnormal
+    return grad
+
+
+def _set_grads(model, flat_grad):
+    offset = 0
+    for p in model.parameters():
+        p.grad = flat_grad[offset:offset + p.numel()].view_as(p).clone()
+        offset += p.numel()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), lr=st.sampled_from([7e-4, 1.4e-3, 0.1]),
+       alpha=st.sampled_from([0.0, 0.5, 0.99, 1.0]), eps=st.sampled_from([1e-5, 1e-8, 1e-3, 1e-40]))
+def test_flat_rmsprop_takes_torchs_steps_bit_for_bit(seed, lr, alpha, eps):
+    reference, ref_flat, ref_opt, model, flat, opt = _pair(lr, alpha, eps)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(12):
+        grad = _random_grads(generator, flat.numel())
+        _set_grads(reference, grad)
+        opt.flat_grad.copy_(grad)
+        ref_opt.step()
+        opt.step()
+        # equal bit for bit (eps 1e-40 with alpha 1 divides by a subnormal: inf and nan in both)
+        torch.testing.assert_close(flat, ref_flat, rtol=0, atol=0, equal_nan=True)
+    for p, q in zip(reference.parameters(), model.parameters()):
+        assert torch.equal(ref_opt.state[p]["square_avg"], opt.state[q]["square_avg"])
+        assert float(ref_opt.state[p]["step"]) == float(opt.state[q]["step"]) == 12
+
+
+def test_backward_fills_the_flat_gradient_and_zero_grad_keeps_it_flat():
+    model, flat = make_model((5,), 3, seed=1, hidden=16)
+    opt = FlatRMSprop(model.parameters(), flat, lr=1e-2)
+    for _ in range(2):  # the second backward must land in the same flat vector
+        opt.zero_grad()
+        logits, value = model(torch.randn(7, 5))
+        (logits.sum() + value.sum()).backward()
+        assert torch.equal(opt.flat_grad, torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+        assert opt.flat_grad.abs().sum() > 0
+
+
+def _saved_and_loaded(state_dict):
+    """The state as a checkpoint holds it (``torch.load`` with ``weights_only=True``)."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def test_state_dicts_are_interchangeable_with_torchs_rmsprop():
+    """A checkpoint of either optimizer continues in the other with the same steps."""
+    generator = torch.Generator().manual_seed(3)
+    reference, ref_flat, ref_opt, model, flat, opt = _pair(1e-2, 0.99, 1e-5)
+    grads = [_random_grads(generator, flat.numel()) for _ in range(6)]
+    for grad in grads[:3]:
+        _set_grads(reference, grad)
+        ref_opt.step()
+    # torch's state into FlatRMSprop (and the parameters, as a learner's checkpoint does)
+    with torch.no_grad():
+        flat.copy_(ref_flat)
+    opt.load_state_dict(_saved_and_loaded(ref_opt.state_dict()))
+    # ... and FlatRMSprop's state back into a fresh torch RMSprop
+    other, other_flat = make_model((5,), 3, seed=0, hidden=16)
+    other_opt = torch.optim.RMSprop(other.parameters(), lr=1e-2, alpha=0.99, eps=1e-5)
+    _set_grads(other, grads[0])
+    other_opt.step()  # create its state, then overwrite it
+    with torch.no_grad():
+        other_flat.copy_(flat)
+    other_opt.load_state_dict(_saved_and_loaded(opt.state_dict()))
+    for grad in grads[3:]:
+        _set_grads(reference, grad)
+        _set_grads(other, grad)
+        opt.flat_grad.copy_(grad)
+        ref_opt.step()
+        opt.step()
+        other_opt.step()
+        assert torch.equal(flat, ref_flat) and torch.equal(other_flat, ref_flat)
+    assert float(opt.state[next(iter(model.parameters()))]["step"]) == 6
+
+
+def test_the_sqrt_floor_is_absorbed_by_eps_in_float32():
+    for eps in (1e-3, 1e-5, 1e-8, 1e-11, 2.0**-17 * (1 - 2**-23)):  # the last: just below a power of 2
+        floor = _sqrt_floor(eps)
+        assert floor >= torch.finfo(torch.float32).tiny
+        e = torch.tensor(eps, dtype=torch.float32)
+        v = torch.tensor([0.0, 1e-45, floor / 2, floor], dtype=torch.float32)
+        assert torch.equal(v.sqrt() + e, e.expand(4))
+    for eps in (1e-12, 1e-40):  # no normal floor exists: the plain sqrt is used
+        assert _sqrt_floor(eps) == 0.0
+
+
+def test_parameters_that_are_not_views_of_the_flat_vector_are_refused():
+    model, flat = make_model((5,), 3, seed=0, hidden=16)
+    with pytest.raises(ValueError, match="consecutive views"):
+        FlatRMSprop(model.parameters(), flat.clone(), lr=1e-2)
