@@ -73,6 +73,20 @@ def test_a2c_baseline_one_learner(tmp_path):
     assert (tmp_path / "a2c" / "summary.json").read_bytes() == summary
 
 
+def test_a_run_shorter_than_the_monitor_interval_reports_no_empirical_distance(tmp_path):
+    """The learners finish before the network monitor's first snapshot of two of them iterating:
+    their spread was never seen, so it is reported as not sampled, not as a distance of 0."""
+    out = tmp_path / "short"
+    proc = subprocess.run([sys.executable, "-m", "galasim.cli", "train", "--env", "CartPole-v1", "--agents", "2",
+                           "--envs-per-agent", "2", "--frames", "600", "--log-every", "600", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "empirical not sampled (lower --log-every)" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["empirical"] is None and summary["empirical_within_epsilon"] is None
+    assert summary["empirical_samples"] == 0 and summary["final_distance"] > 0  # they did drift apart
+
+
 def _rows_consistent(run: Path, learners: int, budget: int, per_update: int):
     final = []
     for rank in range(learners):

@@ -79,6 +79,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder [runs/run]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
     p.add_argument("--checkpoint-every", help="frames between checkpoints, e.g. 1M [1M]")
+    p.add_argument("--log-every", type=float,
+                   help="seconds between rows of the learners' train logs and of the network monitor [2]")
     p.add_argument("--no-tensorboard", action="store_true", help="CSV logs only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         "n_steps": args.n_steps, "gae": args.gae, "lr_decay": args.lr_decay,
         "sticky_actions": args.sticky_actions, "stop_return": args.stop_return,
         "max_episode_frames": args.max_episode_frames, "out": args.out,
-        "checkpoint_every": args.checkpoint_every,
+        "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
         "tensorboard": False if args.no_tensorboard else None,
         "progress": False if args.no_progress else None,
     }
@@ -135,7 +137,10 @@ def _report(cfg, args) -> int:
           f"{s['wall_seconds']:.1f} s ({s['fps']:.0f} frames/s); mean true return of the last "
           f"{s['episodes_in_mean']} episodes {s['mean_return_last_100']:.2f}")
     holds = {True: "holds", False: "VIOLATED", None: "not claimed"}[s.get("bound_holds")]
-    print(f"epsilon-ball: empirical {s.get('empirical', 0):.4g}  L {s.get('L', 0):.4g}  max staleness "
+    empirical = s.get("empirical", 0.0)
+    # None: the learners finished before the monitor's first snapshot of two of them iterating
+    empirical = "not sampled (lower --log-every)" if empirical is None else f"{empirical:.4g}"
+    print(f"epsilon-ball: empirical {empirical}  L {s.get('L', 0):.4g}  max staleness "
           f"{s.get('max_staleness', 0)}  epsilon {s.get('epsilon', float('nan')):.4g}  bound {holds}")
     print(f"run folder: {result.run_dir}")
     return 0

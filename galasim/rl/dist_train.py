@@ -206,7 +206,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
         "messages_sent": gossip.stats.messages_sent if gossip else 0, "mixes": gossip.stats.mixes if gossip else 0,
         "events": membership.events, "end_time": membership.now(),
         "network": _network_snapshot(store, _live(membership), learner.params.numel()),
-        "empirical": monitor.empirical,
+        "empirical": monitor.empirical, "empirical_samples": monitor.samples,
     }
     learner.close()
     return part, learner.params.detach().float().cpu().numpy()
@@ -231,6 +231,7 @@ class _NetworkMonitor:
         self.resumed = resumed
         self.log = self.distance_log = None
         self.empirical = 0.0
+        self.samples = 0  # rows of two or more running ranks: the snapshots that can show a spread
 
     def publish(self, membership) -> None:
         from galasim.rl.logger import CsvLog
@@ -247,10 +248,12 @@ class _NetworkMonitor:
             self.log = CsvLog(self.run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=keep)
             keep = _network_rows(self.run, total, "learner_distance.csv") if self.resumed else None
             self.distance_log = CsvLog(self.run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS, keep_rows=keep)
-            self.empirical = max(self.empirical, _previous_empirical(self.run))
+            previous, samples = _previous_empirical(self.run)
+            self.empirical, self.samples = max(self.empirical, previous), self.samples + samples
         # Ranks that finished keep their last parameters while the others go on: left out.
         net = _network_snapshot(self.store, running, self.dim)
         self.empirical = max(self.empirical, net["distance"])
+        self.samples += len(running) >= 2
         now = membership.now()
         for r, d in net["to_mean"].items():
             self.distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
@@ -329,7 +332,9 @@ def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
         "learners": max(len(parts), 1), "ranks_finished": sorted(p["rank"] for p in done),
         "ranks_failed": {p["rank"]: p["error"] for p in parts if "error" in p},
         "fps": sum(p["fps"] for p in done),
-        "empirical": max((p.get("empirical", 0.0) for p in done), default=0.0),
+        # Unless some monitor saw two ranks running, the spread was never measured: None, not 0.
+        "empirical": (max(p.get("empirical", 0.0) for p in done)
+                      if any(p.get("empirical_samples", 0) for p in done) else None),
         "final_distance": network.get("distance", 0.0),  # early finishers included
         "L": max((p["L"] for p in done), default=0.0),
         "max_staleness": max((p["max_staleness"] for p in done), default=0),

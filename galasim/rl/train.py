@@ -254,7 +254,7 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
         raise ValueError(f"{run}/logs/network.csv already has rows; use another --out")
     distance_log = CsvLog(run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS,
                           keep_rows=_network_rows(run, start_frames, "learner_distance.csv") if resume else None)
-    empirical = _previous_empirical(run) if resume else 0.0
+    empirical, samples = _previous_empirical(run) if resume else (0.0, 0)
 
     tb = None
     if cfg.tensorboard:
@@ -299,6 +299,7 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 diameter_max = max(diameter_max, diameter)
                 # running: iterating learners past their first update
                 running = int((shared["frames"][iterating] > 0).sum())
+                samples += running >= 2
                 network_log.write({"time": now, "total_frames": total,
                                    "running": running,
                                    "distance": distance, "diameter": diameter, "empirical": empirical,
@@ -333,7 +334,9 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     summary = _summary(cfg, run, wall, int(shared["frames"].sum()) - start_frames,
                        int(shared["frames"].sum()))
     summary.update({
-        "empirical": empirical, "empirical_diameter": diameter_max,
+        # Without a snapshot of two learners iterating the spread was never seen: not measured, not 0.
+        "empirical": empirical if samples else None, "empirical_diameter": diameter_max if samples else None,
+        "empirical_samples": samples,
         "final_distance": distance,  # all live learners at the end, early finishers included
         "L": L, "max_staleness": int(max_staleness),
     })
@@ -516,12 +519,16 @@ def _network_rows(run: Path, frames: int, name: str = "network.csv") -> int:
     return int((table["total_frames"] <= frames).sum()) if len(table) else 0
 
 
-def _previous_empirical(run: Path) -> float:
+def _previous_empirical(run: Path) -> tuple[float, int]:
+    """The largest consensus distance in the run's ``network.csv`` so far, and the number of its
+    rows that saw two or more learners iterating (the snapshots that can show a spread)."""
     import pandas as pd
 
     file = run / "logs" / "network.csv"
     table = pd.read_csv(file) if file.exists() else None
-    return float(table["distance"].max()) if table is not None and len(table) else 0.0
+    if table is None or not len(table):
+        return 0.0, 0
+    return float(table["distance"].max()), int((table["running"] >= 2).sum())
 
 
 def consensus(published: torch.Tensor) -> tuple[float, float]:
@@ -556,7 +563,7 @@ def _graph(cfg: TrainConfig):
     return topology.build(cfg.topology, cfg.agents, peers=cfg.peers, seed=cfg.seed)
 
 
-def _async_bounds(cfg: TrainConfig, graph, L: float, tau: int, empirical: float) -> dict[str, Any]:
+def _async_bounds(cfg: TrainConfig, graph, L: float, tau: int, empirical: float | None) -> dict[str, Any]:
     """The closed-form epsilon of the measured L and staleness; not claimed for an async run."""
     if graph is None:
         return {"epsilon": 0.0, "bound_holds": True,
@@ -566,7 +573,7 @@ def _async_bounds(cfg: TrainConfig, graph, L: float, tau: int, empirical: float)
     bound = epsilon_bound(graph, cfg.lr, max(L, 1e-300), tau=tau, data=False)
     return {
         "epsilon": bound.epsilon, "log10_epsilon": bound.log10_epsilon,
-        "empirical_within_epsilon": bool(empirical <= bound.epsilon),
+        "empirical_within_epsilon": None if empirical is None else bool(empirical <= bound.epsilon),
         "bound_holds": None, "bound_note": _async_bounds_note([]),
     }
 
