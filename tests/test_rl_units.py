@@ -216,7 +216,8 @@ def test_nhwc_input_computes_the_same_network():
 
 @pytest.mark.parametrize("name", [
     "galasim.gossip.transport", "galasim.gossip.shm", "galasim.gossip.buffer", "galasim.rl.config",
-    "galasim.rl.envs", "galasim.rl.model", "galasim.rl.buffer", "galasim.rl.train",
+    "galasim.rl.envs", "galasim.rl.model", "galasim.rl.buffer", "galasim.rl.train", "galasim.rl.optim",
+    "galasim.rl.seqlock",
 ])
 def test_docstring_examples(name):
     import doctest

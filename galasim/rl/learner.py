@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from galasim.rl import seqlock
 from galasim.rl.buffer import RolloutBuffer
 from galasim.rl.config import TrainConfig
 from galasim.rl.envs import VecEnv
@@ -232,7 +233,8 @@ def run_learner(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, t
 
     ``shared`` holds tensors in shared memory: ``frames`` (one counter per learner, read by the
     parent's progress bar and by every learner: they stop once the counters sum to the budget),
-    ``published`` (each learner's latest parameters, read by the parent's epsilon-ball monitor),
+    ``published`` and ``version`` (each learner's latest parameters, read by the parent's
+    epsilon-ball monitor, and their sequence lock: :mod:`galasim.rl.seqlock`),
     ``done`` (a learner has left its loop) and ``stop`` (set by the parent to end the run).
     ``store_port``: the parent's ``TCPStore`` on 127.0.0.1 (GALA), through which the learners
     agree on who is dead (:class:`galasim.gossip.failures.Membership`, as in ``--mode dist``).
@@ -352,7 +354,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
                 transport.poll()                        # heartbeat; repair around peers detected dead
             gossip.step(learner.params)
             learner.timing["gossip"] += time.perf_counter() - tick
-        shared["published"][rank].copy_(learner.params)  # for the parent's epsilon-ball monitor
+        seqlock.publish(shared["published"], shared["version"], rank, learner.params)  # for the monitor
         shared["frames"][rank] = learner.frames
         shared["L"][rank] = learner.L
         shared["staleness"][rank] = gossip.stats.max_staleness if gossip else 0

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from galasim.atomic import atomic_write_text
-from galasim.rl import checkpoint
+from galasim.rl import checkpoint, seqlock
 from galasim.rl.config import TrainConfig, make_config
 
 # Nominal update bound given to the simulator in --mode sim (see _train_sim).
@@ -235,6 +235,7 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
         "frames": torch.zeros(n, dtype=torch.int64).share_memory_(),
         "checkpointed": torch.zeros(n, dtype=torch.int64).share_memory_(),  # frames in each checkpoint
         "published": flat.repeat(n, 1).share_memory_(),
+        "version": torch.zeros(n, dtype=torch.int64).share_memory_(),  # galasim/rl/seqlock.py
         "stop": torch.zeros(1, dtype=torch.bool).share_memory_(),
         "done": torch.zeros(n, dtype=torch.bool).share_memory_(),
         "L": torch.zeros(n, dtype=torch.float64).share_memory_(),
@@ -288,7 +289,8 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 # keeps its last parameters while the others finish their update, so it is left out.
                 iterating = [r for r in sup.live() if not shared["done"][r]]
                 now = time.perf_counter() - started
-                snapshot = shared["published"][iterating]  # a copy: the learners go on writing
+                # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
+                snapshot = seqlock.read(shared["published"], shared["version"], iterating)
                 distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
                 to_mean = distances_to_mean(snapshot) if iterating else []
                 for r, d in zip(iterating, to_mean):
@@ -334,8 +336,10 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     summary = _summary(cfg, run, wall, int(shared["frames"].sum()) - start_frames,
                        int(shared["frames"].sum()))
     summary.update({
-        # Without a snapshot of two learners iterating the spread was never seen: not measured, not 0.
-        "empirical": empirical if samples else None, "empirical_diameter": diameter_max if samples else None,
+        # Without a snapshot of two learners iterating the spread was never seen: not measured, not 0
+        # (one learner is its own mean: 0 by construction).
+        "empirical": empirical if samples or n == 1 else None,
+        "empirical_diameter": diameter_max if samples or n == 1 else None,
         "empirical_samples": samples,
         "final_distance": distance,  # all live learners at the end, early finishers included
         "L": L, "max_staleness": int(max_staleness),
