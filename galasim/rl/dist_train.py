@@ -296,15 +296,12 @@ def _all_reduce_grads(store, rank: int, world: int):
     if not dist.is_initialized():
         dist.init_process_group("gloo", store=dist.PrefixStore("a2c/", store), rank=rank, world_size=world)
 
-    def reduce(model: torch.nn.Module) -> None:
-        grads = [p.grad for p in model.parameters()]
-        flat = torch.cat([g.reshape(-1) for g in grads]).cpu()
-        dist.all_reduce(flat)
-        flat = flat.to(grads[0].device) / world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+    def reduce(grad: torch.Tensor) -> None:  # the learner's flat gradient (FlatRMSprop.flat_grad)
+        host = grad.cpu()  # on CPU, the gradient itself: reduced in place
+        dist.all_reduce(host)
+        if host is not grad:
+            grad.copy_(host)
+        grad.div_(world)
     return reduce
 
 

@@ -109,7 +109,7 @@ class Learner:
         or this learner's share: see ``TrainConfig.lr_decay``); with ``lr_decay`` the step's
         learning rate is ``lr * (1 - progress)``.
 
-        ``reduce_grads(model)``, if given, runs between backward and clipping (``--mode dist --algo
+        ``reduce_grads(flat_grad)``, if given, runs between backward and clipping (``--mode dist --algo
         a2c``: the all-reduce of gradients over the ranks)."""
         cfg, storage = self.cfg, self.storage
         storage.reset()
@@ -148,7 +148,7 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if reduce_grads is not None:
-            reduce_grads(self.model)
+            reduce_grads(self.optimizer.flat_grad)
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         self.before.copy_(self.params)
         self.optimizer.step()
