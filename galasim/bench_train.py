@@ -11,10 +11,18 @@ Two bounds are measured in the same run, for the efficiency figure: the environm
 vector env stepping random actions, 16 simulators) and the network alone (acting forwards plus
 the A2C update on a batch of the same size, no environment). A serial learner cannot beat
 ``1 / (1/env + 1/net)``; ``efficiency`` is A2C's end-to-end rate over that bound.
+
+Former implementations are measured in the same run as baselines: A2C end to end with glibc's
+malloc defaults, and the network alone with NCHW convolution input, PyTorch's per-tensor RMSprop
+or glibc's malloc defaults (each network measurement in a fresh process, as a learner runs).
 """
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import math
+import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -23,7 +31,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CONFIGS = (("a2c", 1), ("gala", 2), ("gala", 4))
+# (algorithm, learners, malloc): the last row is A2C with glibc's malloc defaults, the baseline of
+# galasim/rl/allocator.py, run interleaved with the others.
+CONFIGS = (("a2c", 1, "galasim"), ("gala", 2, "galasim"), ("gala", 4, "galasim"), ("a2c", 1, "glibc"))
+
+
+@contextlib.contextmanager
+def _malloc(kind: str):
+    """Processes started inside keep glibc's malloc defaults when ``kind`` is "glibc"."""
+    saved = os.environ.get("GALASIM_MALLOC")
+    if kind == "glibc":
+        os.environ["GALASIM_MALLOC"] = "glibc"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("GALASIM_MALLOC", None)
+        else:
+            os.environ["GALASIM_MALLOC"] = saved
 
 
 def _one_run(env: str, algo: str, learners: int, total_envs: int, frames: int, seed: int) -> dict:
@@ -78,8 +103,17 @@ def _env_alone(env: str, num_envs: int, steps: int) -> float:
 
 
 # The network alone as galasim runs it, and each former implementation it is measured against:
-# the convolutions' NCHW input (before NHWC) and PyTorch's per-tensor RMSprop (before FlatRMSprop).
-NETWORK_VARIANTS = ("galasim", "nchw", "torch_rmsprop")
+# the convolutions' NCHW input (before NHWC), PyTorch's per-tensor RMSprop (before FlatRMSprop)
+# and glibc's malloc defaults (before galasim/rl/allocator.py).
+NETWORK_VARIANTS = ("galasim", "nchw", "torch_rmsprop", "glibc_malloc")
+
+
+def _network_alone_in_new_process(env: str, num_envs: int, updates: int, variant: str) -> float:
+    """:func:`_network_alone` in a fresh process, as a learner runs (a malloc setting is per process)."""
+    context = multiprocessing.get_context("spawn")
+    with _malloc("glibc" if variant == "glibc_malloc" else "galasim"), \
+            concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_network_alone, env, num_envs, updates, variant).result()
 
 
 def _network_alone(env: str, num_envs: int, updates: int, variant: str = "galasim") -> float:
@@ -88,9 +122,9 @@ def _network_alone(env: str, num_envs: int, updates: int, variant: str = "galasi
     import torch
 
     from galasim.rl.config import TrainConfig
-    from galasim.rl.learner import Learner
+    from galasim.rl.learner import Learner, configure_process
 
-    torch.set_num_threads(1)
+    configure_process(1)
     cfg = TrainConfig(env=env, algo="a2c", agents=1, envs_per_agent=num_envs, out="unused")
     learner = Learner(cfg, 0, torch.device("cpu"), num_envs)
     learner.model.channels_last = variant != "nchw"
@@ -192,19 +226,26 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     pandas.DataFrame
         One row per configuration: ``config``, ``frames_per_s``, ``steps_per_s`` (medians),
         ``ratio_vs_a2c``, the time shares and, on the A2C row, ``env_alone``, ``net_alone``,
-        ``net_alone_nchw`` and ``net_alone_torch_rmsprop`` (the network with the NCHW convolution
-        input, or with PyTorch's per-tensor RMSprop: what galasim used before NHWC and
-        ``FlatRMSprop``), ``bound`` (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
+        ``net_alone_nchw``, ``net_alone_torch_rmsprop`` and ``net_alone_glibc_malloc`` (the network
+        with the NCHW convolution input, PyTorch's per-tensor RMSprop or glibc's malloc defaults:
+        what galasim used before NHWC, ``FlatRMSprop`` and ``galasim.rl.allocator``), ``bound``
+        (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
         on the same environment (NaN without the optional ``stable-baselines3``).
     """
     frames = frames or (2000 if quick else 60_000)
+    runs = {config: [] for config in CONFIGS}
+    for seed in range(repeats):  # the configurations interleaved, so that all see the same machine
+        for config in CONFIGS:
+            algo, learners, malloc = config
+            with _malloc(malloc):
+                runs[config].append(_one_run(env, algo, learners, total_envs, frames, seed))
     rows = []
-    for algo, learners in CONFIGS:
-        runs = [_one_run(env, algo, learners, total_envs, frames, seed) for seed in range(repeats)]
-        row = {"config": f"{'A2C' if algo == 'a2c' else 'GALA'} {learners}x{total_envs // learners}"}
-        for key in runs[0]:
-            row[key] = statistics.median(r[key] for r in runs)
-        row["runs_steps_per_s"] = " ".join(f"{r['steps_per_s']:.0f}" for r in runs)
+    for (algo, learners, malloc), measured in runs.items():
+        row = {"config": f"{'A2C' if algo == 'a2c' else 'GALA'} {learners}x{total_envs // learners}"
+                         + (", glibc malloc" if malloc == "glibc" else "")}
+        for key in measured[0]:
+            row[key] = statistics.median(r[key] for r in measured)
+        row["runs_steps_per_s"] = " ".join(f"{r['steps_per_s']:.0f}" for r in measured)
         rows.append(row)
     table = pd.DataFrame(rows)
     table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
@@ -212,7 +253,7 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     net_rates = {variant: [] for variant in NETWORK_VARIANTS}
     for _ in range(repeats):  # the variants interleaved, so that all see the same machine
         for variant in net_rates:
-            net_rates[variant].append(_network_alone(env, total_envs, 3 if quick else 60, variant))
+            net_rates[variant].append(_network_alone_in_new_process(env, total_envs, 3 if quick else 60, variant))
     net_rate = statistics.median(net_rates["galasim"])
     sb3_rate = statistics.median(_sb3_alone(env, total_envs, 800 if quick else 16_000)
                                  for _ in range(repeats))

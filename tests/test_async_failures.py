@@ -256,3 +256,35 @@ def test_a_rejoined_learners_first_message_is_not_dropped():
     slots.write(b, torch.ones(1))  # its first message, before the receiver has seen it back
     assert receiver.poll().rejoined == [1]
     assert receiver.fresh(b)  # still there, to be mixed
+
+
+@pytest.mark.parametrize("who, sig", [("parent", signal.SIGTERM), ("group", signal.SIGINT),
+                                      ("learner", signal.SIGTERM)], ids=["kill", "ctrl-c", "kill-a-learner"])
+def test_a_stopped_run_saves_every_learners_checkpoint_and_resumes(runs, tmp_path, who, sig):
+    """kill (SIGTERM) of the parent or of one learner, and Ctrl-C (SIGINT to the whole process
+    group, as a terminal sends it), stop the run: every learner ends its update and writes a
+    checkpoint of the frames it made, the command exits 130 and says how to continue, and
+    --resume finishes the run."""
+    frames = 2_000_000  # far more than is made before the signal
+    run = runs(tmp_path / "run", frames)
+    pid = run.learner_pid(1)
+    for rank in (0, 2):
+        run.learner_pid(rank)  # every learner is training
+    {"parent": lambda: os.kill(run.proc.pid, sig), "group": lambda: os.killpg(run.proc.pid, sig),
+     "learner": lambda: os.kill(pid, sig)}[who]()
+    assert run.proc.wait(timeout=JOIN) == 130, run.text()[-2000:]
+    assert "stopped; continue from the last checkpoints with: galasim train --out" in run.text()
+    assert not (run.out / "summary.json").exists()
+    made = 0
+    for rank in range(3):  # the checkpoint holds the learner's last update: its last train row
+        rows = pd.read_csv(run.out / "logs" / f"learner{rank}_train.csv")
+        frames_saved = checkpoint.load_learner(run.out, rank)["learner"]["frames"]
+        assert frames_saved == rows["frames"].iloc[-1] > 0
+        made += frames_saved
+    # --frames on a resume is the run's new total: not less than was made, here 6,000 more
+    short = subprocess.run(_args(run.out, made, ["--resume"]), capture_output=True, text=True, timeout=JOIN)
+    assert short.returncode == 2 and f"is not more than the {made:,} frames" in short.stderr
+    done = subprocess.run(_args(run.out, made + 6000, ["--resume"]), capture_output=True, text=True, timeout=JOIN)
+    assert done.returncode == 0, done.stderr[-2000:]
+    per_update = 2 * 5  # simulators x steps: each learner may begin one more update at the end
+    assert made + 6000 <= json.loads((run.out / "summary.json").read_text())["frames"] < made + 6000 + 3 * per_update

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+import platform
 import subprocess
 import sys
 
@@ -188,13 +190,13 @@ def test_bench_train_quick_table():
     from galasim.bench_train import bench_train
 
     table = bench_train(quick=True, repeats=1, env="CartPole-v1", total_envs=4, frames=800)
-    assert list(table["config"]) == ["A2C 1x4", "GALA 2x2", "GALA 4x1", "SB3 A2C 1x4"]
-    table = table.iloc[:3]  # the SB3 row is NaN unless the optional stable-baselines3 is installed
+    assert list(table["config"]) == ["A2C 1x4", "GALA 2x2", "GALA 4x1", "A2C 1x4, glibc malloc", "SB3 A2C 1x4"]
+    table = table.iloc[:4]  # the SB3 row is NaN unless the optional stable-baselines3 is installed
     assert (table["steps_per_s"] > 0).all() and table["ratio_vs_a2c"].iloc[0] == 1.0
     shares = table[["share_env", "share_act", "share_update", "share_gossip"]].sum(axis=1)
     assert ((shares - 1).abs() < 1e-9).all()
     assert table["bound"].iloc[0] > 0
-    assert table["net_alone_nchw"].iloc[0] > 0 and table["net_alone_torch_rmsprop"].iloc[0] > 0
+    assert all(table[f"net_alone_{v}"].iloc[0] > 0 for v in ("nchw", "torch_rmsprop", "glibc_malloc"))
 
 
 def test_nhwc_input_computes_the_same_network():
@@ -217,7 +219,7 @@ def test_nhwc_input_computes_the_same_network():
 @pytest.mark.parametrize("name", [
     "galasim.gossip.transport", "galasim.gossip.shm", "galasim.gossip.buffer", "galasim.rl.config",
     "galasim.rl.envs", "galasim.rl.model", "galasim.rl.buffer", "galasim.rl.train", "galasim.rl.optim",
-    "galasim.rl.seqlock",
+    "galasim.rl.seqlock", "galasim.rl.allocator",
 ])
 def test_docstring_examples(name):
     import doctest
@@ -253,3 +255,12 @@ def test_bench_dist_quick_table():
     assert (table["frames_per_s"].iloc[:2] > 0).all() and table["ratio_vs_async"].iloc[0] == 1.0
     assert table.loc["gloo exchange (loopback)", "seconds"] > 0  # measured (a figure, never a goal here)
     assert table.loc["gloo exchange (loopback)", "megabytes"] == 4 * 1000 / 1e6
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_learner_processes_set_glibc_malloc_and_galasim_malloc_glibc_keeps_the_defaults():
+    code = "from galasim.rl.allocator import keep_freed_blocks; print(keep_freed_blocks())"
+    for env, expected in (({}, "True"), ({"GALASIM_MALLOC": "glibc"}, "False")):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **env})
+        assert proc.stdout.strip() == expected, proc.stderr

@@ -112,11 +112,12 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     from galasim.gossip.dist import DistTransport
     from galasim.gossip.failures import Membership, RepairedTransport
     from galasim.rl import checkpoint
-    from galasim.rl.learner import TB_KEYS, drain_episodes, resolve_device, restore_learner, train_row
+    from galasim.rl.learner import (TB_KEYS, configure_process, drain_episodes, resolve_device, restore_learner,
+                                    train_row)
     from galasim.rl.train import _graph
 
     rank, world = env["rank"], env["world"]
-    torch.set_num_threads(cfg.threads)
+    configure_process(cfg.threads)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())

@@ -9,6 +9,7 @@ process: the loop reads top to bottom, CleanRL style::
 """
 from __future__ import annotations
 
+import signal
 import time
 import traceback
 from collections import deque
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from galasim.rl import seqlock
+from galasim.rl.allocator import keep_freed_blocks
 from galasim.rl.buffer import RolloutBuffer
 from galasim.rl.config import TrainConfig
 from galasim.rl.envs import VecEnv
@@ -48,6 +50,13 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch sees no CUDA device; use --device cpu or auto")
     return torch.device(device)
+
+
+def configure_process(threads: int) -> None:
+    """A learner process's settings: ``threads`` torch threads (1 by default: two collapse ~10x when
+    another process holds a core) and a malloc that reuses large blocks (:mod:`galasim.rl.allocator`)."""
+    torch.set_num_threads(threads)
+    keep_freed_blocks()
 
 
 def env_seed(seed: int, learner: int) -> int:
@@ -238,7 +247,13 @@ def run_learner(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str, t
     ``done`` (a learner has left its loop) and ``stop`` (set by the parent to end the run).
     ``store_port``: the parent's ``TCPStore`` on 127.0.0.1 (GALA), through which the learners
     agree on who is dead (:class:`galasim.gossip.failures.Membership`, as in ``--mode dist``).
+
+    Ctrl-C reaches the whole process group, and the parent stops the run: a learner ignores SIGINT
+    and ends its loop on ``stop`` after its update, with a checkpoint. SIGTERM (``kill``) sets
+    ``stop`` itself, so killing a learner or the parent stops the run the same way.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: shared["stop"].fill_(True))
     try:
         _learner_loop(rank, cfg, transport, shared, store_port)
     except BaseException as exc:  # report to the parent as one line, then fail
@@ -315,7 +330,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
     from galasim.gossip.buffer import GossipBuffer
     from galasim.rl import checkpoint
 
-    torch.set_num_threads(cfg.threads)
+    configure_process(cfg.threads)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     learner, logger, state = restore_learner(cfg, rank, device, cfg.envs_per_learner)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from galasim._interrupt import sigterm_as_interrupt
 from galasim.atomic import atomic_write_text
 from galasim.rl import checkpoint, seqlock
 from galasim.rl.config import TrainConfig, make_config
@@ -144,7 +145,11 @@ def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
     for rank in range(cfg.learners):
         if checkpoint.exists(run, rank):  # a corrupt file is reported before anything starts
             made += checkpoint.load_learner(run, rank)["learner"]["frames"]
-    cfg.frames = max(cfg.frames, requested.frames) if requested.frames != TrainConfig.frames else cfg.frames
+    if requested.frames != TrainConfig.frames:  # --frames given: the run's new total
+        if requested.frames <= made:
+            raise ValueError(f"--frames {requested.frames:,} is not more than the {made:,} frames that run "
+                             f"folder {str(run)!r} has made; pass a larger --frames")
+        cfg.frames = requested.frames
     if (run / "summary.json").is_file():  # it ended: resuming would only rewrite its summary
         if made >= cfg.frames:
             raise ValueError(f"run folder {str(run)!r} is complete ({made:,} of {cfg.frames:,} frames); pass "
@@ -275,54 +280,63 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     last_frames = start_frames
     diameter_max = 0.0
     next_row = started
-    try:
-        while sup.running():
-            time.sleep(0.25)
-            total = int(shared["frames"].sum())
-            if bar is not None:
-                bar.update(total - last_frames)
-            last_frames = total
-            if sup.check() is not None:  # the A2C baseline's only learner failed: the run stops
-                break
-            if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
-                # The epsilon-ball is about learners that still iterate: one that has left its loop
-                # keeps its last parameters while the others finish their update, so it is left out.
-                iterating = [r for r in sup.live() if not shared["done"][r]]
-                now = time.perf_counter() - started
-                # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
-                snapshot = seqlock.read(shared["published"], shared["version"], iterating)
-                distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
-                to_mean = distances_to_mean(snapshot) if iterating else []
-                for r, d in zip(iterating, to_mean):
-                    distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
+    interrupted = False
+    with sigterm_as_interrupt():  # kill (SIGTERM) stops the run as Ctrl-C does
+        try:
+            while sup.running():
+                time.sleep(0.25)
+                if shared["stop"][0]:  # a learner was sent SIGTERM: the run stops as on Ctrl-C
+                    raise KeyboardInterrupt
+                total = int(shared["frames"].sum())
+                if bar is not None:
+                    bar.update(total - last_frames)
+                last_frames = total
+                if sup.check() is not None:  # the A2C baseline's only learner failed: the run stops
+                    break
+                if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
+                    # The epsilon-ball is about learners that still iterate: one that has left its loop
+                    # keeps its last parameters while the others finish their update, so it is left out.
+                    iterating = [r for r in sup.live() if not shared["done"][r]]
+                    now = time.perf_counter() - started
+                    # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
+                    snapshot = seqlock.read(shared["published"], shared["version"], iterating)
+                    distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
+                    to_mean = distances_to_mean(snapshot) if iterating else []
+                    for r, d in zip(iterating, to_mean):
+                        distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
+                        if tb is not None:
+                            tb.add_scalar(f"distance_to_mean/learner{r}", d, total)
+                    empirical = max(empirical, distance)
+                    diameter_max = max(diameter_max, diameter)
+                    # running: iterating learners past their first update
+                    running = int((shared["frames"][iterating] > 0).sum())
+                    samples += running >= 2
+                    network_log.write({"time": now, "total_frames": total,
+                                       "running": running,
+                                       "distance": distance, "diameter": diameter, "empirical": empirical,
+                                       "L": float(shared["L"].max()),
+                                       "max_staleness": int(shared["staleness"].max())})
                     if tb is not None:
-                        tb.add_scalar(f"distance_to_mean/learner{r}", d, total)
-                empirical = max(empirical, distance)
-                diameter_max = max(diameter_max, diameter)
-                # running: iterating learners past their first update
-                running = int((shared["frames"][iterating] > 0).sum())
-                samples += running >= 2
-                network_log.write({"time": now, "total_frames": total,
-                                   "running": running,
-                                   "distance": distance, "diameter": diameter, "empirical": empirical,
-                                   "L": float(shared["L"].max()),
-                                   "max_staleness": int(shared["staleness"].max())})
-                if tb is not None:
-                    tb.add_scalar("network/consensus_distance", distance, total)
-                    tb.add_scalar("network/diameter", diameter, total)
-                next_row = time.perf_counter() + cfg.log_every
-    except KeyboardInterrupt:
-        shared["stop"][0] = True
-        raise
-    finally:
-        sup.stop()
-        if bar is not None:
-            bar.update(int(shared["frames"].sum()) - last_frames)
-            bar.close()
-        network_log.close()
-        distance_log.close()
-        if tb is not None:
-            tb.close()
+                        tb.add_scalar("network/consensus_distance", distance, total)
+                        tb.add_scalar("network/diameter", diameter, total)
+                    next_row = time.perf_counter() + cfg.log_every
+            if shared["stop"][0]:  # a learner's SIGTERM, seen only once every learner had stopped
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            shared["stop"][0] = interrupted = True
+            raise
+        finally:
+            sup.stop()  # stopped learners first finish their update and write a checkpoint
+            if bar is not None:
+                bar.update(int(shared["frames"].sum()) - last_frames)
+                bar.close()
+            network_log.close()
+            distance_log.close()
+            if tb is not None:
+                tb.close()
+            if interrupted:
+                print(f"galasim train: stopped; continue from the last checkpoints with: "
+                      f"galasim train --out {cfg.out} --resume", file=sys.stderr)
     finished = sup.finished()
     if not finished:
         raise RuntimeError(sup.failure_message())
@@ -459,10 +473,12 @@ class _Supervisor:
         self.closing = True
         if self.failure is not None:
             self.shared["stop"][0] = True
+        # Stopped learners finish their update and write a checkpoint; then they are killed.
+        deadline = time.perf_counter() + (15 if self.shared["stop"][0] else 30)
         for p in self.procs:
             if p is None:
                 continue
-            p.join(5 if self.shared["stop"][0] else 30)
+            p.join(max(deadline - time.perf_counter(), 0.1))
             if p.is_alive():
                 p.kill()
                 p.join(5)
@@ -623,11 +639,11 @@ def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarra
     import pandas as pd
 
     import galasim
-    from galasim.rl.learner import (EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, drain_episodes,
-                                    train_row)
+    from galasim.rl.learner import (EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, configure_process,
+                                    drain_episodes, train_row)
     from galasim.rl.logger import Logger
 
-    torch.set_num_threads(cfg.threads)
+    configure_process(cfg.threads)  # this process is the learners' (its malloc too)
     device = plan.device
     run = Path(cfg.out)
     learners = [Learner(cfg, r, device, cfg.envs_per_agent) for r in range(cfg.agents)]
