@@ -108,7 +108,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
     if cfg.mode == "sim":
         summary, params = _train_sim(cfg, plan)
     else:
-        summary, params = _train_async(cfg, resume, plan)
+        with sigterm_as_interrupt():  # kill (SIGTERM) stops the run as Ctrl-C does
+            summary, params = _train_async(cfg, resume, plan)
     atomic_write_text(run / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     return TrainResult(run, summary, params)
 
@@ -281,62 +282,59 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     diameter_max = 0.0
     next_row = started
     interrupted = False
-    with sigterm_as_interrupt():  # kill (SIGTERM) stops the run as Ctrl-C does
-        try:
-            while sup.running():
-                time.sleep(0.25)
-                if shared["stop"][0]:  # a learner was sent SIGTERM: the run stops as on Ctrl-C
-                    raise KeyboardInterrupt
-                total = int(shared["frames"].sum())
-                if bar is not None:
-                    bar.update(total - last_frames)
-                last_frames = total
-                if sup.check() is not None:  # the A2C baseline's only learner failed: the run stops
-                    break
-                if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
-                    # The epsilon-ball is about learners that still iterate: one that has left its loop
-                    # keeps its last parameters while the others finish their update, so it is left out.
-                    iterating = [r for r in sup.live() if not shared["done"][r]]
-                    now = time.perf_counter() - started
-                    # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
-                    snapshot = seqlock.read(shared["published"], shared["version"], iterating)
-                    distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
-                    to_mean = distances_to_mean(snapshot) if iterating else []
-                    for r, d in zip(iterating, to_mean):
-                        distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
-                        if tb is not None:
-                            tb.add_scalar(f"distance_to_mean/learner{r}", d, total)
-                    empirical = max(empirical, distance)
-                    diameter_max = max(diameter_max, diameter)
-                    # running: iterating learners past their first update
-                    running = int((shared["frames"][iterating] > 0).sum())
-                    samples += running >= 2
-                    network_log.write({"time": now, "total_frames": total,
-                                       "running": running,
-                                       "distance": distance, "diameter": diameter, "empirical": empirical,
-                                       "L": float(shared["L"].max()),
-                                       "max_staleness": int(shared["staleness"].max())})
-                    if tb is not None:
-                        tb.add_scalar("network/consensus_distance", distance, total)
-                        tb.add_scalar("network/diameter", diameter, total)
-                    next_row = time.perf_counter() + cfg.log_every
-            if shared["stop"][0]:  # a learner's SIGTERM, seen only once every learner had stopped
-                raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            shared["stop"][0] = interrupted = True
-            raise
-        finally:
-            sup.stop()  # stopped learners first finish their update and write a checkpoint
+    try:
+        while sup.running() and not shared["stop"][0]:
+            time.sleep(0.25)
+            total = int(shared["frames"].sum())
             if bar is not None:
-                bar.update(int(shared["frames"].sum()) - last_frames)
-                bar.close()
-            network_log.close()
-            distance_log.close()
-            if tb is not None:
-                tb.close()
-            if interrupted:
-                print(f"galasim train: stopped; continue from the last checkpoints with: "
-                      f"galasim train --out {cfg.out} --resume", file=sys.stderr)
+                bar.update(total - last_frames)
+            last_frames = total
+            if sup.check() is not None:  # the A2C baseline's only learner failed: the run stops
+                break
+            if time.perf_counter() >= next_row:  # the network monitor: one row every log_every s
+                # The epsilon-ball is about learners that still iterate: one that has left its loop
+                # keeps its last parameters while the others finish their update, so it is left out.
+                iterating = [r for r in sup.live() if not shared["done"][r]]
+                now = time.perf_counter() - started
+                # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
+                snapshot = seqlock.read(shared["published"], shared["version"], iterating)
+                distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
+                to_mean = distances_to_mean(snapshot) if iterating else []
+                for r, d in zip(iterating, to_mean):
+                    distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
+                    if tb is not None:
+                        tb.add_scalar(f"distance_to_mean/learner{r}", d, total)
+                empirical = max(empirical, distance)
+                diameter_max = max(diameter_max, diameter)
+                # running: iterating learners past their first update
+                running = int((shared["frames"][iterating] > 0).sum())
+                samples += running >= 2
+                network_log.write({"time": now, "total_frames": total,
+                                   "running": running,
+                                   "distance": distance, "diameter": diameter, "empirical": empirical,
+                                   "L": float(shared["L"].max()),
+                                   "max_staleness": int(shared["staleness"].max())})
+                if tb is not None:
+                    tb.add_scalar("network/consensus_distance", distance, total)
+                    tb.add_scalar("network/diameter", diameter, total)
+                next_row = time.perf_counter() + cfg.log_every
+        if shared["stop"][0]:  # a learner was sent SIGTERM: the run stops as on Ctrl-C
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        shared["stop"][0] = interrupted = True
+        raise
+    finally:
+        sup.stop()  # stopped learners first finish their update and write a checkpoint
+        if bar is not None:
+            bar.update(int(shared["frames"].sum()) - last_frames)
+            bar.close()
+        network_log.close()
+        distance_log.close()
+        if tb is not None:
+            tb.close()
+        if interrupted:
+            print(f"galasim train: stopped; continue from the last checkpoints with: "
+                  f"galasim train --out {cfg.out} --resume", file=sys.stderr)
     finished = sup.finished()
     if not finished:
         raise RuntimeError(sup.failure_message())
