@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("target", choices=("sim", "mixing", "sweep", "train", "dist"),
                         help="sim: Cython scheduler vs reference; mixing: slem; sweep: 1 vs all cores; "
-                        "train: A2C 1x16 vs GALA 2x8 and 4x4 (Pong); dist: --mode dist vs async "
+                        "train: A2C 1x16 vs GALA 2x8 and 4x4 (Pong), with SB3's A2C and galasim's former "
+                        "implementations as baselines; dist: --mode dist vs async "
                         "(GALA 2x8, Pong) and gloo's exchange time for 1.7M parameters")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (figures meaningless)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per measurement (the median is reported)")
