@@ -32,6 +32,12 @@ def _args(out, frames, extra=()):
             "--failure-timeout", "10", *extra]
 
 
+def _deliver_sigint():
+    # A job started in the background by a non-interactive shell (as CI may start the tests)
+    # inherits SIGINT ignored; a terminal's Ctrl-C reaches a foreground run, so restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """A ``galasim train --mode async`` run in its own session (every process killed at the end)."""
 
@@ -39,7 +45,7 @@ class Run:
         self.out, self.log = out, out.parent / f"{out.name}.log"
         with open(self.log, "wb") as f:
             self.proc = subprocess.Popen(_args(out, frames, extra), stdout=f, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_deliver_sigint)
 
     def learner_pid(self, rank):
         """Learner ``rank``'s pid, once its first checkpoint exists (it is training)."""
