@@ -263,3 +263,42 @@ def test_a2c_all_reduce_over_two_gloo_ranks_keeps_them_identical(ranks, tmp_path
     for k in range(2):  # the logs count the run's frames, as in --mode async: both ranks' together
         rows = pd.read_csv(out / "logs" / f"learner{k}_train.csv")
         assert (rows["total_frames"] == 2 * rows["frames"]).all() and rows["total_frames"].iloc[-1] == 4000
+
+
+@pytest.mark.parametrize("algo", ["gala", "a2c"])
+def test_kill_of_one_rank_stops_every_rank_with_a_checkpoint_and_resume_finishes(ranks, tmp_path, algo):
+    """SIGTERM to one rank (torchrun sends its workers SIGTERM on Ctrl-C): every rank finishes its
+    update, writes a checkpoint and exits with 130; the same launch with --resume finishes the run."""
+    from galasim.rl import checkpoint
+
+    out = tmp_path / "run"
+    extra = ["--algo", algo] if algo == "a2c" else []
+    r = ranks(2)
+    for k in range(2):
+        r.start(k, _train_args(out, 2_000_000, extra))  # far more than the test waits for
+    _wait_for(lambda: (out / "checkpoints" / "learner1.pt").exists())
+    os.kill(r.procs[1].pid, signal.SIGTERM)
+    assert [r.wait(k) for k in range(2)] == [130, 130], r.log(0)[-2000:] + r.log(1)[-2000:]
+    assert "rank 1: stopped at" in r.log(1) and "--resume" in r.log(1)
+    assert not (out / "summary.json").exists()
+    states = [checkpoint.load_learner(out, k)["learner"] for k in range(2)]
+    for k, state in enumerate(states):  # the checkpoint holds the rank's last logged update
+        rows = pd.read_csv(out / "logs" / f"learner{k}_train.csv")
+        assert rows["frames"].iloc[-1] == state["frames"] and rows["update"].iloc[-1] == state["updates"]
+    if algo == "a2c":  # both stopped after the same all-reduced update
+        assert states[0]["updates"] == states[1]["updates"]
+        assert torch.equal(states[0]["params"], states[1]["params"])
+    made = sum(s["frames"] for s in states)
+    assert made < 2_000_000
+
+    resumed = ranks(2)  # a new launch: a new store, as a new torchrun has
+    total = made + 2000 if algo == "gala" else 2 * states[0]["frames"] + 2000
+    for k in range(2):
+        resumed.start(k, _train_args(out, total, [*extra, "--resume"]))
+    assert [resumed.wait(k) for k in range(2)] == [0, 0], resumed.log(0)[-2000:] + resumed.log(1)[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ranks_finished"] == [0, 1] and summary["frames"] >= total
+    for k in range(2):  # no duplicated or lost rows across the stop
+        rows = pd.read_csv(out / "logs" / f"learner{k}_train.csv")
+        assert rows["update"].is_monotonic_increasing and rows["update"].is_unique
+        assert rows["frames"].iloc[-1] == checkpoint.load_learner(out, k)["learner"]["frames"]

@@ -113,6 +113,9 @@ def _exit_dist(report, cfg, args) -> int:
     sit in daemon threads, and a normal interpreter exit would abort on them."""
     try:
         code = report(cfg, args)
+    except KeyboardInterrupt as exc:  # RunStopped says where it stopped
+        print(f"galasim train: rank {os.environ.get('RANK')}: {exc or 'interrupted'}", file=sys.stderr)
+        code = 130
     except BaseException as exc:
         print(f"galasim train: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1

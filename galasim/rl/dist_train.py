@@ -18,6 +18,11 @@ rank 0 hosts it, and then rank 0's death ends the run. Note that torchrun itself
 worker when one fails (and restarts them all with ``--max-restarts``, which resume from their
 checkpoints): to keep the others running, start the ranks as separate processes.
 
+Ctrl-C on torchrun (which passes the signal on to its workers) or ``kill`` of any rank stops the run: the
+ranks agree on it (GALA: a flag in the store; A2C: a flag all-reduced after every update, so every
+rank stops after the same update), each finishes its update and writes a checkpoint, and exits with
+130; the same launch with ``--resume`` continues it.
+
 Each rank writes ``logs/learner{r}_*.csv``, ``checkpoints/learner{r}.pt`` and
 ``summaries/rank{r}.json``; the lowest live, unfinished rank writes ``logs/network.csv`` (consensus
 distance of the live ranks' published parameters, every ``log_every`` seconds) and every rank, on
@@ -43,6 +48,11 @@ from galasim.rl.config import TrainConfig
 
 STORE_TIMEOUT = 120.0
 FRAMES_KEY = "galasim/frames/{}"  # each rank's frames; GALA ranks stop once they sum to the budget
+STOP_KEY = "galasim/stop"  # GALA: > 0 once a rank was asked to stop (Ctrl-C, kill)
+
+
+class RunStopped(KeyboardInterrupt):
+    """This rank stopped on request, after its update and with a checkpoint."""
 
 
 def dist_env() -> dict[str, Any]:
@@ -79,6 +89,8 @@ def train_dist(cfg: TrainConfig, resume: bool) -> tuple[dict[str, Any], np.ndarr
     store = connect_store(env)
     try:
         part, params = _rank_loop(cfg, env, store)
+    except KeyboardInterrupt:
+        raise  # stopped or interrupted, not failed: no part (the resumed run writes it)
     except BaseException as exc:
         part = {"rank": env["rank"], "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
@@ -108,6 +120,7 @@ def _write_part(run: Path, rank: int, part: dict[str, Any]) -> None:
 
 
 def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, Any], np.ndarray]:
+    from galasim._interrupt import StopRequest
     from galasim.gossip.buffer import GossipBuffer
     from galasim.gossip.dist import DistTransport
     from galasim.gossip.failures import Membership, RepairedTransport
@@ -117,6 +130,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     from galasim.rl.train import _graph
 
     rank, world = env["rank"], env["world"]
+    stop = StopRequest()  # until the loop starts, Ctrl-C or kill interrupts at once
     configure_process(cfg.threads)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
@@ -161,13 +175,24 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     # makes the same number of updates: its share.
     counters = [FRAMES_KEY.format(r) for r in range(world)]
     total = sum(int(v) for v in store.multi_get(counters))
-    while (learner.frames < share if reduce is not None else total < cfg.frames) and not learner.solved():
+    store.add(STOP_KEY, 0)  # creates the flag, so that every read below finds it
+    stopped = announced = False
+    solved = learner.solved() if reduce is None else False
+    stop.arm()
+    while (learner.frames < share if reduce is not None else total < cfg.frames) and not (solved or stopped):
         stats = learner.iterate(total / cfg.frames, reduce_grads=reduce)
         if reduce is not None:
             total = learner.frames * world  # every rank makes the same updates
+            # Every rank must leave after the same update, or the others wait in all_reduce forever.
+            stopped, solved = _any_rank(stop.requested, learner.solved())
         else:
+            solved = learner.solved()
             store.set(FRAMES_KEY.format(rank), str(learner.frames))
-            total = sum(int(v) for v in store.multi_get(counters))
+            if stop.requested and not announced:
+                store.add(STOP_KEY, 1)
+                announced = True
+            *frames, flag = store.multi_get(counters + [STOP_KEY])
+            total, stopped = sum(int(v) for v in frames), int(flag) > 0
             tick = time.perf_counter()
             transport.poll()                 # heartbeat; repair around peers detected dead
             gossip.step(learner.params)      # GALA: send, then receive (may block, never forever)
@@ -200,6 +225,10 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     if transport is not None:
         transport.leave(rank)
         transport.write_new_edges = lambda: None
+    if stopped and not solved and (learner.frames < share if reduce is not None else total < cfg.frames):
+        learner.close()
+        raise RunStopped(f"stopped at {learner.frames:,} frames, with a checkpoint; continue the run with "
+                         "the same launch and --resume")
     part = {
         "rank": rank, "incarnation": membership.incarnation, "frames": learner.frames,
         "wall_seconds": wall, "fps": (learner.frames - (state["learner"]["frames"] if state else 0)) / wall,
@@ -304,6 +333,15 @@ def _all_reduce_grads(store, rank: int, world: int):
             grad.copy_(host)
         grad.div_(world)
     return reduce
+
+
+def _any_rank(*flags: bool) -> list[bool]:
+    """For each flag, whether it is set on any rank (a collective: every rank must call it)."""
+    import torch.distributed as dist
+
+    t = torch.tensor([int(f) for f in flags], dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
 
 
 def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
