@@ -136,8 +136,9 @@ def _report(cfg, args) -> int:
     if cfg.mode == "dist":  # every rank merges the parts written so far; the last to finish has them all
         print(f"rank {os.environ['RANK']}: the summary of the ranks finished so far, {s['ranks_finished']} "
               f"of {cfg.agents} (failed: {sorted(s['ranks_failed']) or 'none'}):")
-    print(f"{s['algo']} {s['learners']}x{s['envs_per_learner']} on {s['env']}: {s['frames']} frames in "
-          f"{s['wall_seconds']:.1f} s ({s['fps']:.0f} frames/s); mean true return of the last "
+    # frames: the run's; wall and rate: this launch's (a resumed run made the rest before)
+    print(f"{s['algo']} {s['learners']}x{s['envs_per_learner']} on {s['env']}: {s['frames']} frames "
+          f"({s['fps']:.0f} frames/s over this launch's {s['wall_seconds']:.1f} s); mean true return of the last "
           f"{s['episodes_in_mean']} episodes {s['mean_return_last_100']:.2f}")
     holds = {True: "holds", False: "VIOLATED", None: "not claimed"}[s.get("bound_holds")]
     empirical = s.get("empirical", 0.0)
