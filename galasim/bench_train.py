@@ -13,8 +13,10 @@ the A2C update on a batch of the same size, no environment). A serial learner ca
 ``1 / (1/env + 1/net)``; ``efficiency`` is A2C's end-to-end rate over that bound.
 
 Former implementations are measured in the same run as baselines: A2C end to end with glibc's
-malloc defaults, and the network alone with NCHW convolution input, PyTorch's per-tensor RMSprop
+malloc defaults, GALA 4 x 4 end to end with the acting graph kept (``--acting-graph keep``, which
+``auto`` replaced below 8 simulators per learner), and the network alone with NCHW convolution input, PyTorch's per-tensor RMSprop
 or glibc's malloc defaults (each network measurement in a fresh process, as a learner runs).
+A2C and Stable-Baselines3's A2C are also measured with two torch threads, side by side.
 """
 from __future__ import annotations
 
@@ -31,9 +33,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# (algorithm, learners, malloc): the last row is A2C with glibc's malloc defaults, the baseline of
-# galasim/rl/allocator.py, run interleaved with the others.
-CONFIGS = (("a2c", 1, "galasim"), ("gala", 2, "galasim"), ("gala", 4, "galasim"), ("a2c", 1, "glibc"))
+# The configurations, run interleaved. After the three of the comparison come baselines: A2C with
+# glibc's malloc defaults (before galasim/rl/allocator.py), GALA 4 x 4 with the acting graph kept
+# (before --acting-graph auto recomputed it for learners of fewer than 8 simulators), and A2C with
+# two torch threads (the one-thread default's alternative for a single learner on 2 cores).
+CONFIGS = (
+    {"algo": "a2c", "learners": 1}, {"algo": "gala", "learners": 2}, {"algo": "gala", "learners": 4},
+    {"algo": "a2c", "learners": 1, "malloc": "glibc"}, {"algo": "gala", "learners": 4, "acting_graph": "keep"},
+    {"algo": "a2c", "learners": 1, "threads": 2},
+)
+
+
+def _label(config: dict, total_envs: int) -> str:
+    learners = config["learners"]
+    notes = {"malloc": {"glibc": ", glibc malloc"}, "acting_graph": {"keep": ", acting graph kept"},
+             "threads": {2: ", 2 threads"}}
+    return (f"{'A2C' if config['algo'] == 'a2c' else 'GALA'} {learners}x{total_envs // learners}"
+            + "".join(notes[key][config[key]] for key in notes if key in config))
 
 
 @contextlib.contextmanager
@@ -51,7 +67,8 @@ def _malloc(kind: str):
             os.environ["GALASIM_MALLOC"] = saved
 
 
-def _one_run(env: str, algo: str, learners: int, total_envs: int, frames: int, seed: int) -> dict:
+def _one_run(env: str, algo: str, learners: int, total_envs: int, frames: int, seed: int,
+             acting_graph: str = "auto", threads: int = 1) -> dict:
     from galasim.rl.train import train
 
     if algo == "gala":
@@ -61,7 +78,7 @@ def _one_run(env: str, algo: str, learners: int, total_envs: int, frames: int, s
     with tempfile.TemporaryDirectory() as out:
         r = train(env=env, algo=algo, frames=frames, out=out, progress=False, tensorboard=False,
                   sync_freq="inf" if algo == "gala" else 4, seed=seed, log_every=0.5,
-                  checkpoint_every=10 * frames, **shape)
+                  checkpoint_every=10 * frames, acting_graph=acting_graph, threads=threads, **shape)
         net = pd.read_csv(Path(out) / "logs" / "network.csv")
         rows = [pd.read_csv(Path(out) / "logs" / f"learner{rank}_train.csv").iloc[-1]
                 for rank in range(r.summary["learners"])]
@@ -148,10 +165,11 @@ def _network_alone(env: str, num_envs: int, updates: int, variant: str = "galasi
     return updates * cfg.n_steps * num_envs / elapsed
 
 
-def _sb3_alone(env: str, num_envs: int, steps: int) -> float:
+def _sb3_alone(env: str, num_envs: int, steps: int, threads: int = 1) -> float:
     """Agent steps/s of Stable-Baselines3's A2C (CnnPolicy/MlpPolicy, its defaults: 5-step
-    rollouts, RMSprop 7e-4) on the *same* vector env as galasim's learners, 1 torch thread, in this
-    process (nan when stable-baselines3, an optional bench dependency, is not installed)."""
+    rollouts, RMSprop 7e-4) on the *same* vector env as galasim's learners, ``threads`` torch
+    threads, in this process (nan when stable-baselines3, an optional bench dependency, is not
+    installed)."""
     try:
         from stable_baselines3 import A2C
         from stable_baselines3.common.vec_env import VecEnv as SB3VecEnv
@@ -192,7 +210,7 @@ def _sb3_alone(env: str, num_envs: int, steps: int) -> float:
         def env_is_wrapped(self, wrapper_class, indices=None):
             return [False] * num_envs
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     venv = Adapter()
     policy = "CnnPolicy" if len(venv.observation_space.shape) == 3 else "MlpPolicy"
     model = A2C(policy, venv, device="cpu", seed=0, verbose=0)
@@ -229,20 +247,21 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
         ``net_alone_nchw``, ``net_alone_torch_rmsprop`` and ``net_alone_glibc_malloc`` (the network
         with the NCHW convolution input, PyTorch's per-tensor RMSprop or glibc's malloc defaults:
         what galasim used before NHWC, ``FlatRMSprop`` and ``galasim.rl.allocator``), ``bound``
-        (agent steps/s) and ``efficiency``; a last row measures Stable-Baselines3's A2C
-        on the same environment (NaN without the optional ``stable-baselines3``).
+        (agent steps/s) and ``efficiency``; the last two rows measure Stable-Baselines3's A2C
+        on the same environment with one and two torch threads (NaN without the optional
+        ``stable-baselines3``).
     """
     frames = frames or (2000 if quick else 60_000)
-    runs = {config: [] for config in CONFIGS}
+    runs = {_label(config, total_envs): [] for config in CONFIGS}
     for seed in range(repeats):  # the configurations interleaved, so that all see the same machine
         for config in CONFIGS:
-            algo, learners, malloc = config
-            with _malloc(malloc):
-                runs[config].append(_one_run(env, algo, learners, total_envs, frames, seed))
+            options = {k: v for k, v in config.items() if k in ("acting_graph", "threads")}
+            with _malloc(config.get("malloc", "galasim")):
+                runs[_label(config, total_envs)].append(
+                    _one_run(env, config["algo"], config["learners"], total_envs, frames, seed, **options))
     rows = []
-    for (algo, learners, malloc), measured in runs.items():
-        row = {"config": f"{'A2C' if algo == 'a2c' else 'GALA'} {learners}x{total_envs // learners}"
-                         + (", glibc malloc" if malloc == "glibc" else "")}
+    for label, measured in runs.items():
+        row = {"config": label}
         for key in measured[0]:
             row[key] = statistics.median(r[key] for r in measured)
         row["runs_steps_per_s"] = " ".join(f"{r['steps_per_s']:.0f}" for r in measured)
@@ -255,8 +274,10 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
         for variant in net_rates:
             net_rates[variant].append(_network_alone_in_new_process(env, total_envs, 3 if quick else 60, variant))
     net_rate = statistics.median(net_rates["galasim"])
-    sb3_rate = statistics.median(_sb3_alone(env, total_envs, 800 if quick else 16_000)
-                                 for _ in range(repeats))
+    sb3_runs = {threads: [] for threads in (1, 2)}
+    for _ in range(repeats):
+        for threads in sb3_runs:
+            sb3_runs[threads].append(_sb3_alone(env, total_envs, 800 if quick else 16_000, threads))
     bound = 1.0 / (1.0 / env_rate + 1.0 / net_rate)
     table["env_alone"] = [env_rate] + [math.nan] * (len(table) - 1)
     table["net_alone"] = [net_rate] + [math.nan] * (len(table) - 1)
@@ -264,6 +285,11 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
         table[f"net_alone_{variant}"] = [statistics.median(net_rates[variant])] + [math.nan] * (len(table) - 1)
     table["bound"] = [bound] + [math.nan] * (len(table) - 1)
     table["efficiency"] = [table["steps_per_s"].iloc[0] / bound] + [math.nan] * (len(table) - 1)
-    sb3 = {"config": f"SB3 A2C 1x{total_envs}", "steps_per_s": sb3_rate, "frames_per_s": sb3_rate * (
-        4 if _is_atari(env) else 1), "ratio_vs_a2c": sb3_rate / table["steps_per_s"].iloc[0]}
-    return pd.concat([table, pd.DataFrame([sb3])], ignore_index=True)
+    sb3 = []
+    for threads, measured in sb3_runs.items():
+        rate = statistics.median(measured)
+        sb3.append({"config": f"SB3 A2C 1x{total_envs}" + (", 2 threads" if threads == 2 else ""),
+                    "steps_per_s": rate, "frames_per_s": rate * (4 if _is_atari(env) else 1),
+                    "ratio_vs_a2c": rate / table["steps_per_s"].iloc[0],
+                    "runs_steps_per_s": " ".join(f"{r:.0f}" for r in measured)})
+    return pd.concat([table, pd.DataFrame(sb3)], ignore_index=True)

@@ -129,6 +129,10 @@ def test_pong_smoke_killed_and_resumed(tmp_path):
         assert pd.read_csv(run / "logs" / name)["total_frames"].is_monotonic_increasing, name
     summary = json.loads((run / "summary.json").read_text())
     assert 6400 <= summary["frames"] < 6400 + 2 * 5 * 2 * 4
+    network = pd.read_csv(run / "logs" / "network.csv")  # the summary covers both launches
+    if summary["empirical"] is not None:
+        assert summary["empirical"] == pytest.approx(network["distance"].max(), rel=1e-5)
+        assert summary["empirical_diameter"] == pytest.approx(network["diameter"].max(), rel=1e-5)
     video = tmp_path / "pong.mp4"
     ev = subprocess.run([sys.executable, "-m", "galasim.cli", "evaluate", str(run), "--episodes", "1",
                          "--video", str(video)], capture_output=True, text=True, timeout=300)
@@ -152,3 +156,14 @@ def test_two_learners_share_one_gpu(tmp_path):
     r = galasim.train(env="CartPole-v1", agents=2, envs_per_agent=4, frames=4000, device="cuda",
                       out=str(tmp_path / "gpu"), progress=False, tensorboard=False)
     assert r.summary["frames"] == 4000 and r.params.shape[0] == 2
+
+
+def test_a_resumed_summary_keeps_the_earlier_launches_maxima(tmp_path):
+    from galasim.rl.train import NETWORK_COLUMNS, _previous_empirical
+
+    (tmp_path / "logs").mkdir()
+    rows = pd.DataFrame([[1.0, 100, 2, 0.5, 1.5, 0.5, 10.0, 1], [2.0, 200, 1, 0.0, 0.0, 0.5, 10.0, 1],
+                         [3.0, 300, 2, 0.7, 1.2, 0.7, 10.0, 2]], columns=NETWORK_COLUMNS)
+    rows.to_csv(tmp_path / "logs" / "network.csv", index=False)
+    # the largest distance and diameter need not be in the same row; 2 rows saw two learners
+    assert _previous_empirical(tmp_path) == (0.7, 1.5, 2)

@@ -51,6 +51,10 @@ def test_frames_and_config_errors():
         TrainConfig.from_dict({"agnets": 3})
     with pytest.raises(ValueError, match="restart_failed=1 applies to GALA in --mode async only"):
         TrainConfig(mode="dist", restart_failed=1)
+    with pytest.raises(ValueError, match="unknown acting_graph 'lazy'; allowed: auto, keep, recompute"):
+        TrainConfig(acting_graph="lazy")
+    with pytest.raises(ValueError, match="threads must be at most 256 .* got 100000"):
+        TrainConfig(threads=100_000)
     cfg = make_config("gala-paper", frames="1M")
     assert (cfg.agents, cfg.envs_per_agent, cfg.lr, cfg.sync_freq) == (4, 16, 1.4e-3, math.inf)
 
@@ -190,8 +194,10 @@ def test_bench_train_quick_table():
     from galasim.bench_train import bench_train
 
     table = bench_train(quick=True, repeats=1, env="CartPole-v1", total_envs=4, frames=800)
-    assert list(table["config"]) == ["A2C 1x4", "GALA 2x2", "GALA 4x1", "A2C 1x4, glibc malloc", "SB3 A2C 1x4"]
-    table = table.iloc[:4]  # the SB3 row is NaN unless the optional stable-baselines3 is installed
+    assert list(table["config"]) == ["A2C 1x4", "GALA 2x2", "GALA 4x1", "A2C 1x4, glibc malloc",
+                                     "GALA 4x1, acting graph kept", "A2C 1x4, 2 threads", "SB3 A2C 1x4",
+                                     "SB3 A2C 1x4, 2 threads"]
+    table = table.iloc[:6]  # the SB3 rows are NaN unless the optional stable-baselines3 is installed
     assert (table["steps_per_s"] > 0).all() and table["ratio_vs_a2c"].iloc[0] == 1.0
     shares = table[["share_env", "share_act", "share_update", "share_gossip"]].sum(axis=1)
     assert ((shares - 1).abs() < 1e-9).all()
@@ -264,3 +270,29 @@ def test_learner_processes_set_glibc_malloc_and_galasim_malloc_glibc_keeps_the_d
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                               env={**os.environ, **env})
         assert proc.stdout.strip() == expected, proc.stderr
+
+
+@pytest.mark.parametrize("env, n", [("PongNoFrameskip-v4", 2), ("CartPole-v1", 4)])
+def test_acting_graph_keep_and_recompute_take_the_same_updates(env, n):
+    """--acting-graph: backpropagating through the acting forwards or through one second forward
+    over the rollout is the same A2C update, up to rounding (steps here are ~7e-3 per entry)."""
+    from galasim.rl.learner import Learner
+
+    runs = []
+    for mode in ("keep", "recompute"):
+        cfg = make_config(None, None, env=env, envs_per_agent=n, acting_graph=mode, out="unused")
+        learner = Learner(cfg, 0, torch.device("cpu"), n)
+        assert learner.keep_graph == (mode == "keep")
+        steps = []
+        for _ in range(3):
+            before = learner.params.clone()
+            stats = learner.iterate()
+            steps.append((learner.params - before, stats, learner.storage.rewards.clone(),
+                          learner.storage.dones.clone()))
+        learner.close()
+        runs.append(steps)
+    for (d1, s1, r1, e1), (d2, s2, r2, e2) in zip(*runs):
+        assert torch.equal(r1, r2) and torch.equal(e1, e2)  # the same actions, so the same transitions
+        assert d1.abs().max() > 1e-3 and torch.allclose(d1, d2, rtol=0, atol=1e-5)
+        assert s1.value_loss == pytest.approx(s2.value_loss, rel=1e-4)
+        assert s1.entropy == pytest.approx(s2.entropy, rel=1e-5)

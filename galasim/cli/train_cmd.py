@@ -63,6 +63,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compute", help="--mode sim: compute-time model [exponential:1]")
     p.add_argument("--delays", help="--mode sim: message delay model [0]")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="[auto]")
+    p.add_argument("--threads", type=int,
+                   help="torch threads per learner process on CPU (2 collapse ~10x when another process "
+                        "holds a core) [1]")
+    p.add_argument("--acting-graph", choices=("auto", "keep", "recompute"),
+                   help="keep the acting forwards' graph for the update, or recompute it in one forward; "
+                        "auto: keep from 8 simulators per learner up [auto]")
     p.add_argument("--seed", type=int, help="controls everything [0]")
     p.add_argument("--lr", type=float, help="RMSprop learning rate [7e-4]")
     p.add_argument("--ent-coef", type=float, help="entropy coefficient [0.01]")
@@ -93,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         "env": args.env, "algo": args.algo, "agents": args.agents, "envs_per_agent": args.envs_per_agent,
         "topology": args.topology, "peers": args.peers, "sync_freq": args.sync_freq, "resend": args.resend,
         "frames": args.frames, "mode": args.mode, "compute": args.compute, "delays": args.delays,
-        "device": args.device, "failure_timeout": args.failure_timeout,
+        "device": args.device, "acting_graph": args.acting_graph, "threads": args.threads, "failure_timeout": args.failure_timeout,
         "restart_failed": args.restart_failed, "seed": args.seed, "lr": args.lr, "ent_coef": args.ent_coef,
         "n_steps": args.n_steps, "gae": args.gae, "lr_decay": args.lr_decay,
         "sticky_actions": args.sticky_actions, "stop_return": args.stop_return,

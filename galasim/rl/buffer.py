@@ -20,14 +20,21 @@ class RolloutSamples:
 class RolloutBuffer:
     """``n_steps`` transitions of ``num_envs`` simulators, preallocated on ``device``.
 
-    The log-probabilities, values and entropies are kept *with their autograd graph* from acting, so
-    the update needs no second forward pass over the rollout.
+    With ``keep_graph`` the log-probabilities, values and entropies are kept *with their autograd
+    graph* from acting, so the update needs no second forward pass over the rollout. Without it the
+    learner acts without a graph, the buffer keeps the observations and actions, and
+    :meth:`samples` runs the model once over the whole rollout (one batched backward instead of one
+    per step: faster with few simulators, see ``TrainConfig.acting_graph``).
     """
 
-    def __init__(self, n_steps: int, num_envs: int, device: torch.device):
-        self.n_steps, self.num_envs = n_steps, num_envs
+    def __init__(self, n_steps: int, num_envs: int, device: torch.device, keep_graph: bool = True,
+                 obs_shape: tuple[int, ...] = (), obs_dtype: torch.dtype = torch.float32):
+        self.n_steps, self.num_envs, self.keep_graph = n_steps, num_envs, keep_graph
         self.rewards = torch.zeros(n_steps, num_envs, device=device)
         self.dones = torch.zeros(n_steps, num_envs, device=device)
+        if not keep_graph:
+            self.obs = torch.zeros((n_steps, num_envs, *obs_shape), dtype=obs_dtype, device=device)
+            self.actions = torch.zeros((n_steps, num_envs), dtype=torch.int64, device=device)
         self.reset()
 
     def reset(self) -> None:
@@ -35,22 +42,34 @@ class RolloutBuffer:
         self.values: list[torch.Tensor] = []
         self.entropy: list[torch.Tensor] = []
 
-    def add(self, t: int, log_prob: torch.Tensor, value: torch.Tensor, entropy: torch.Tensor,
-            reward: torch.Tensor, done: torch.Tensor) -> None:
-        self.log_probs.append(log_prob)
-        self.values.append(value)
-        self.entropy.append(entropy)
+    def add(self, t: int, obs: torch.Tensor, action: torch.Tensor, dist: torch.distributions.Categorical,
+            value: torch.Tensor, reward: torch.Tensor, done: torch.Tensor) -> None:
+        """Transition ``t``: the policy ``dist`` and ``value`` computed from ``obs``, and ``action``."""
+        if self.keep_graph:
+            self.log_probs.append(dist.log_prob(action))
+            self.values.append(value)
+            self.entropy.append(dist.entropy())
+        else:
+            self.obs[t] = obs
+            self.actions[t] = action
         self.rewards[t] = reward
         self.dones[t] = done
 
     def samples(self, next_value: torch.Tensor, gamma: float, gae: bool = False,
-                gae_lambda: float = 0.95) -> RolloutSamples:
-        values = torch.stack(self.values)
+                gae_lambda: float = 0.95, model: torch.nn.Module | None = None) -> RolloutSamples:
+        """The update's batch; without ``keep_graph``, ``model`` recomputes it from the observations."""
+        if self.keep_graph:
+            values = torch.stack(self.values)
+            log_probs, entropy = torch.stack(self.log_probs), torch.stack(self.entropy)
+        else:
+            logits, values = model(self.obs.flatten(0, 1))
+            dist = torch.distributions.Categorical(logits=logits)
+            log_probs, entropy = dist.log_prob(self.actions.flatten()), dist.entropy()
+            values = values.view(self.n_steps, self.num_envs)
         advantages, returns = compute_targets(self.rewards, self.dones, values.detach(), next_value,
                                               gamma, gae, gae_lambda)
-        return RolloutSamples(torch.stack(self.log_probs).reshape(-1), values.reshape(-1),
-                              torch.stack(self.entropy).reshape(-1), advantages.reshape(-1),
-                              returns.reshape(-1))
+        return RolloutSamples(log_probs.reshape(-1), values.reshape(-1), entropy.reshape(-1),
+                              advantages.reshape(-1), returns.reshape(-1))
 
 
 def compute_targets(rewards: torch.Tensor, dones: torch.Tensor, values: torch.Tensor,

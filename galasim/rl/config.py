@@ -17,8 +17,10 @@ from galasim.gossip.protocol import parse_sync_freq
 MODES = ("async", "sim", "dist")
 ALGOS = ("gala", "a2c")
 DEVICES = ("auto", "cpu", "cuda")
+ACTING_GRAPHS = ("auto", "keep", "recompute")
 MAX_FRAMES = 10**12          # a larger budget is a typo (116 days at 100,000 frames/s)
 MAX_ENVS_PER_LEARNER = 1024  # a larger request is a typo, and would take minutes just to create
+MAX_THREADS = 256  # torch threads per learner process: more is a typo
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's Pong run (facebookresearch/gala README): 4 learners x 16 simulators, 1 peer on a
@@ -78,6 +80,12 @@ class TrainConfig:
     """Controls everything: network initialisation (identical for all learners), env seeds, actions."""
     threads: int = 1
     """torch threads per learner process (2 threads collapse ~10x when another process holds a core)."""
+    acting_graph: str = "auto"
+    """``keep``: the update backpropagates through the graphs of the rollout's acting forwards (no
+    second forward); ``recompute``: act without a graph, and the update runs one forward over the
+    whole rollout (one batched backward); ``auto``: keep with 8 or more simulators per learner,
+    recompute below (the faster one on CPU, measured in docs/benchmarks.md). The same update either
+    way, up to rounding."""
 
     lr: float = 7e-4
     """RMSprop learning rate."""
@@ -153,9 +161,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        for name, allowed in (("mode", MODES), ("algo", ALGOS), ("device", DEVICES)):
+        for name, allowed in (("mode", MODES), ("algo", ALGOS), ("device", DEVICES),
+                              ("acting_graph", ACTING_GRAPHS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
+        if self.threads > MAX_THREADS:
+            raise ValueError(f"threads must be at most {MAX_THREADS} (torch threads per learner process), "
+                             f"got {self.threads}")
         self.checkpoint_every = parse_frames(self.checkpoint_every, "checkpoint_every")
         if self.envs_per_learner > MAX_ENVS_PER_LEARNER:
             shape = (f"--agents {self.agents} x --envs-per-agent {self.envs_per_agent}" if self.algo == "a2c"

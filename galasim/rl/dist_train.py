@@ -278,7 +278,7 @@ class _NetworkMonitor:
             self.log = CsvLog(self.run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=keep)
             keep = _network_rows(self.run, total, "learner_distance.csv") if self.resumed else None
             self.distance_log = CsvLog(self.run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS, keep_rows=keep)
-            previous, samples = _previous_empirical(self.run)
+            previous, _, samples = _previous_empirical(self.run)
             self.empirical, self.samples = max(self.empirical, previous), self.samples + samples
         # Ranks that finished keep their last parameters while the others go on: left out.
         net = _network_snapshot(self.store, running, self.dim)

@@ -59,6 +59,23 @@ def configure_process(threads: int) -> None:
     keep_freed_blocks()
 
 
+# --acting-graph auto keeps the graph from this many simulators per learner up (measured on CPU:
+# docs/benchmarks.md, "The acting graph"); below, the per-step backward passes cost more than a
+# second forward over the rollout.
+KEEP_GRAPH_MIN_ENVS = 8
+
+
+def keeps_acting_graph(choice: str, num_envs: int) -> bool:
+    """Whether the update backpropagates through the acting forwards (``TrainConfig.acting_graph``).
+
+    Examples
+    --------
+    >>> keeps_acting_graph("auto", 16), keeps_acting_graph("auto", 2), keeps_acting_graph("keep", 2)
+    (True, False, True)
+    """
+    return num_envs >= KEEP_GRAPH_MIN_ENVS if choice == "auto" else choice == "keep"
+
+
 def env_seed(seed: int, learner: int) -> int:
     """Seed of learner ``learner``'s first simulator (a hash: learner 1 of seed 1 != learner 0 of seed 2)."""
     return stream_key(seed, ENV_STREAM, learner) % (2**31 - 1024)
@@ -99,9 +116,11 @@ class Learner:
                                      alpha=cfg.rms_alpha)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(stream_key(cfg.seed, ACTION_STREAM, rank) % 2**63)
-        self.storage = RolloutBuffer(cfg.n_steps, num_envs, device)
-        self.before = torch.empty_like(self.params)
         self.obs = torch.tensor(self.envs.reset(), device=device)
+        self.keep_graph = keeps_acting_graph(cfg.acting_graph, num_envs)
+        self.storage = RolloutBuffer(cfg.n_steps, num_envs, device, self.keep_graph, tuple(self.obs.shape[1:]),
+                                     self.obs.dtype)
+        self.before = torch.empty_like(self.params)
         self.frames_per_update = cfg.n_steps * num_envs * self.envs.frameskip
         self.updates = 0
         self.frames = 0
@@ -124,7 +143,8 @@ class Learner:
         storage.reset()
         for t in range(cfg.n_steps):
             tick = time.perf_counter()
-            logits, value = self.model(self.obs)  # the graph is kept: no second forward in the update
+            with torch.set_grad_enabled(self.keep_graph):  # kept: no second forward in the update
+                logits, value = self.model(self.obs)
             dist = torch.distributions.Categorical(logits=logits)
             action = torch.multinomial(dist.probs.detach(), 1, generator=self.generator).squeeze(1)
             tock = time.perf_counter()
@@ -132,7 +152,7 @@ class Learner:
             self.timing["env"] += time.perf_counter() - tock
             self.timing["act"] += tock - tick
             learn_reward = np.sign(reward) if self.clip else reward
-            storage.add(t, dist.log_prob(action), value, dist.entropy(),
+            storage.add(t, self.obs, action, dist, value,
                         torch.as_tensor(learn_reward, dtype=torch.float32, device=self.device),
                         torch.as_tensor(done, dtype=torch.float32, device=self.device))
             # A copy: vector envs may reuse their observation buffer, and autograd saved this one.
@@ -145,7 +165,7 @@ class Learner:
         tick = time.perf_counter()
         with torch.no_grad():
             next_value = self.model(self.obs)[1]
-        batch = storage.samples(next_value, cfg.gamma, cfg.gae, cfg.gae_lambda)
+        batch = storage.samples(next_value, cfg.gamma, cfg.gae, cfg.gae_lambda, self.model)
         value_loss = (batch.returns - batch.values).pow(2).mean()
         policy_loss = -(batch.advantages * batch.log_probs).mean()  # advantages carry no gradient
         entropy = batch.entropy.mean()

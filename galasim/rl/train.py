@@ -261,7 +261,7 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
         raise ValueError(f"{run}/logs/network.csv already has rows; use another --out")
     distance_log = CsvLog(run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS,
                           keep_rows=_network_rows(run, start_frames, "learner_distance.csv") if resume else None)
-    empirical, samples = _previous_empirical(run) if resume else (0.0, 0)
+    empirical, diameter_max, samples = _previous_empirical(run) if resume else (0.0, 0.0, 0)
 
     tb = None
     if cfg.tensorboard:
@@ -279,7 +279,6 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
         sup.start(r)
     bar = sup.bar = _progress(cfg, start_frames)
     last_frames = start_frames
-    diameter_max = 0.0
     next_row = started
     interrupted = False
     try:
@@ -537,16 +536,17 @@ def _network_rows(run: Path, frames: int, name: str = "network.csv") -> int:
     return int((table["total_frames"] <= frames).sum()) if len(table) else 0
 
 
-def _previous_empirical(run: Path) -> tuple[float, int]:
-    """The largest consensus distance in the run's ``network.csv`` so far, and the number of its
-    rows that saw two or more learners iterating (the snapshots that can show a spread)."""
+def _previous_empirical(run: Path) -> tuple[float, float, int]:
+    """The largest consensus distance and diameter in the run's ``network.csv`` so far, and the
+    number of its rows that saw two or more learners iterating (the snapshots that can show a
+    spread): a resumed run's summary covers the whole run, not only its last launch."""
     import pandas as pd
 
     file = run / "logs" / "network.csv"
     table = pd.read_csv(file) if file.exists() else None
     if table is None or not len(table):
-        return 0.0, 0
-    return float(table["distance"].max()), int((table["running"] >= 2).sum())
+        return 0.0, 0.0, 0
+    return float(table["distance"].max()), float(table["diameter"].max()), int((table["running"] >= 2).sum())
 
 
 def consensus(published: torch.Tensor) -> tuple[float, float]:
