@@ -14,9 +14,10 @@ the A2C update on a batch of the same size, no environment). A serial learner ca
 
 Former implementations are measured in the same run as baselines: A2C end to end with glibc's
 malloc defaults, GALA 4 x 4 end to end with the acting graph kept (``--acting-graph keep``, which
-``auto`` replaced below 8 simulators per learner), and the network alone with NCHW convolution input, PyTorch's per-tensor RMSprop
-or glibc's malloc defaults (each network measurement in a fresh process, as a learner runs).
-A2C and Stable-Baselines3's A2C are also measured with two torch threads, side by side.
+``auto`` replaced below 8 simulators per learner), and the network alone with NCHW convolution
+input, PyTorch's per-tensor RMSprop or glibc's malloc defaults (each network measurement in a
+fresh process, as a learner runs). A2C and Stable-Baselines3's A2C are also measured with two
+torch threads, side by side.
 """
 from __future__ import annotations
 
