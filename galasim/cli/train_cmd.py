@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         "env": args.env, "algo": args.algo, "agents": args.agents, "envs_per_agent": args.envs_per_agent,
         "topology": args.topology, "peers": args.peers, "sync_freq": args.sync_freq, "resend": args.resend,
         "frames": args.frames, "mode": args.mode, "compute": args.compute, "delays": args.delays,
-        "device": args.device, "acting_graph": args.acting_graph, "threads": args.threads, "failure_timeout": args.failure_timeout,
+        "device": args.device, "acting_graph": args.acting_graph, "threads": args.threads,
+        "failure_timeout": args.failure_timeout,
         "restart_failed": args.restart_failed, "seed": args.seed, "lr": args.lr, "ent_coef": args.ent_coef,
         "n_steps": args.n_steps, "gae": args.gae, "lr_decay": args.lr_decay,
         "sticky_actions": args.sticky_actions, "stop_return": args.stop_return,
@@ -144,8 +145,8 @@ def _report(cfg, args) -> int:
               f"of {cfg.agents} (failed: {sorted(s['ranks_failed']) or 'none'}):")
     # frames: the run's; wall and rate: this launch's (a resumed run made the rest before)
     print(f"{s['algo']} {s['learners']}x{s['envs_per_learner']} on {s['env']}: {s['frames']} frames "
-          f"({s['fps']:.0f} frames/s over this launch's {s['wall_seconds']:.1f} s); mean true return of the last "
-          f"{s['episodes_in_mean']} episodes {s['mean_return_last_100']:.2f}")
+          f"({s['fps']:.0f} frames/s over this launch's {s['wall_seconds']:.1f} s); mean true return of "
+          f"the last {s['episodes_in_mean']} episodes {s['mean_return_last_100']:.2f}")
     holds = {True: "holds", False: "VIOLATED", None: "not claimed"}[s.get("bound_holds")]
     empirical = s.get("empirical", 0.0)
     # None: the learners finished before the monitor's first snapshot of two of them iterating
