@@ -178,8 +178,11 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     store.add(STOP_KEY, 0)  # creates the flag, so that every read below finds it
     stopped = announced = False
     solved = learner.solved() if reduce is None else False
+    def budget_left() -> bool:
+        return learner.frames < share if reduce is not None else total < cfg.frames
+
     stop.arm()
-    while (learner.frames < share if reduce is not None else total < cfg.frames) and not (solved or stopped):
+    while budget_left() and not (solved or stopped):
         stats = learner.iterate(total / cfg.frames, reduce_grads=reduce)
         if reduce is not None:
             total = learner.frames * world  # every rank makes the same updates
@@ -225,7 +228,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     if transport is not None:
         transport.leave(rank)
         transport.write_new_edges = lambda: None
-    if stopped and not solved and (learner.frames < share if reduce is not None else total < cfg.frames):
+    if stopped and not solved and budget_left():
         learner.close()
         raise RunStopped(f"stopped at {learner.frames:,} frames, with a checkpoint; continue the run with "
                          "the same launch and --resume")
