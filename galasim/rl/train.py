@@ -220,7 +220,6 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     import torch.multiprocessing as mp
 
     from galasim.gossip.shm import SharedMemoryTransport
-    from galasim.rl.learner import run_learner
     from galasim.rl.logger import CsvLog
 
     device, flat, graph = plan.device, plan.flat, plan.graph
