@@ -178,6 +178,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     store.add(STOP_KEY, 0)  # creates the flag, so that every read below finds it
     stopped = announced = False
     solved = learner.solved() if reduce is None else False
+
     def budget_left() -> bool:
         return learner.frames < share if reduce is not None else total < cfg.frames
 
