@@ -259,7 +259,7 @@ def test_bench_dist_quick_table():
     table = bench_dist(quick=True, repeats=1).set_index("measure")
     assert list(table.index) == ["async GALA 2x8", "dist GALA 2x8", "gloo exchange (loopback)"]
     assert (table["frames_per_s"].iloc[:2] > 0).all() and table["ratio_vs_async"].iloc[0] == 1.0
-    assert math.isfinite(table.loc["gloo exchange (loopback)", "seconds"])  # measured: a figure, not a goal
+    assert table.loc["gloo exchange (loopback)", "seconds"] > 0  # measured (a figure, never a goal here)
     assert table.loc["gloo exchange (loopback)", "megabytes"] == 4 * 1000 / 1e6
 
 
