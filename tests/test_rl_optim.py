@@ -1,5 +1,8 @@
-"""FlatRMSprop against torch.optim.RMSprop: the same steps bit for bit, and interchangeable state."""
+"""FlatRMSprop against torch.optim.RMSprop: the same steps bit for bit, and interchangeable state;
+its TensorFlow variant against TensorFlow's update rule (and SB3's RMSpropTFLike where installed)."""
 import io
+
+import numpy as np
 
 import pytest
 
@@ -120,3 +123,88 @@ def test_parameters_that_are_not_views_of_the_flat_vector_are_refused():
     model, flat = make_model((5,), 3, seed=0, hidden=16)
     with pytest.raises(ValueError, match="consecutive views"):
         FlatRMSprop(model.parameters(), flat.clone(), lr=1e-2)
+
+
+def _tf_rmsprop_reference(grads, x0, lr, alpha, eps):
+    """TensorFlow's RMSprop in float64, written from its update rule: v starts at 1,
+    v <- alpha v + (1 - alpha) g^2, x <- x - lr g / sqrt(v + eps)."""
+    x, v = x0.astype(np.float64), np.ones_like(x0, dtype=np.float64)
+    for g in grads:
+        g = g.astype(np.float64)
+        v = alpha * v + (1 - alpha) * g * g
+        x = x - lr * g / np.sqrt(v + eps)
+    return x
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), lr=st.sampled_from([7e-4, 1.4e-3, 0.1]),
+       alpha=st.sampled_from([0.0, 0.5, 0.99]), eps=st.sampled_from([1e-5, 1e-8, 1e-3]))
+def test_tf_like_takes_tensorflows_steps(seed, lr, alpha, eps):
+    model, flat = make_model((5,), 3, seed=0, hidden=16)
+    x0 = flat.detach().numpy().copy()
+    opt = FlatRMSprop(model.parameters(), flat, lr=lr, alpha=alpha, eps=eps, tf_like=True)
+    generator = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(flat.numel(), generator=generator) * 10.0 ** float(torch.randint(-4, 2, ()))
+             for _ in range(8)]
+    for grad in grads:
+        opt.flat_grad.copy_(grad)
+        opt.step()
+    expected = _tf_rmsprop_reference([g.numpy() for g in grads], x0, lr, alpha, eps)
+    np.testing.assert_allclose(flat.detach().numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_tf_like_first_step_is_small_where_torchs_is_ten_times_lr():
+    """The reason for the variant: PyTorch's first step is ~10 lr on every weight with a gradient."""
+    lr = 1e-3
+    steps = {}
+    for tf_like in (False, True):
+        model, flat = make_model((5,), 3, seed=0, hidden=16)
+        with torch.no_grad():
+            flat.zero_()  # the step is then the parameters, without the rounding of a difference
+        opt = FlatRMSprop(model.parameters(), flat, lr=lr, alpha=0.99, eps=1e-5, tf_like=tf_like)
+        opt.flat_grad.fill_(1e-3)
+        opt.step()
+        steps[tf_like] = -float(flat.max())
+    assert steps[False] == pytest.approx(lr * 1e-3 / (0.1 * 1e-3 + 1e-5), rel=1e-4)  # 9.09 lr
+    assert steps[True] == pytest.approx(lr * 1e-3 / np.sqrt(0.99 + 0.01 * 1e-6 + 1e-5), rel=1e-4)  # ~1e-3 lr
+
+
+def test_tf_like_matches_stable_baselines3s_rmsprop_tf_like_bit_for_bit():
+    sb2_compat = pytest.importorskip("stable_baselines3.common.sb2_compat.rmsprop_tf_like")
+    reference, ref_flat = make_model((5,), 3, seed=0, hidden=16)
+    model, flat = make_model((5,), 3, seed=0, hidden=16)
+    ref_opt = sb2_compat.RMSpropTFLike(reference.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
+    opt = FlatRMSprop(model.parameters(), flat, lr=7e-4, alpha=0.99, eps=1e-5, tf_like=True)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        grad = torch.randn(flat.numel(), generator=generator)
+        _set_grads(reference, grad)
+        opt.flat_grad.copy_(grad)
+        ref_opt.step()
+        opt.step()
+        assert torch.equal(flat, ref_flat)
+
+
+def test_tf_like_state_survives_a_checkpoint():
+    """Three steps, a save and a load into a fresh optimizer, three more: as six without a break."""
+    generator = torch.Generator().manual_seed(4)
+    grads = [torch.randn(804, generator=generator) for _ in range(6)]
+    straight, straight_flat = make_model((5,), 3, seed=0, hidden=16)
+    straight_opt = FlatRMSprop(straight.parameters(), straight_flat, lr=1e-2, eps=1e-5, tf_like=True)
+    model, flat = make_model((5,), 3, seed=0, hidden=16)
+    opt = FlatRMSprop(model.parameters(), flat, lr=1e-2, eps=1e-5, tf_like=True)
+    assert flat.numel() == 804
+    for k, grad in enumerate(grads):
+        if k == 3:
+            state = _saved_and_loaded(opt.state_dict())
+            model, new_flat = make_model((5,), 3, seed=0, hidden=16)
+            with torch.no_grad():
+                new_flat.copy_(flat)
+            flat = new_flat
+            opt = FlatRMSprop(model.parameters(), flat, lr=1e-2, eps=1e-5, tf_like=True)
+            opt.load_state_dict(state)
+        for o, g in ((straight_opt, grad), (opt, grad)):
+            o.flat_grad.copy_(g)
+            o.step()
+    assert torch.equal(flat, straight_flat)
+    assert torch.equal(opt.square_avg, straight_opt.square_avg)

@@ -53,6 +53,8 @@ def test_frames_and_config_errors():
         TrainConfig(mode="dist", restart_failed=1)
     with pytest.raises(ValueError, match="unknown acting_graph 'lazy'; allowed: auto, keep, recompute"):
         TrainConfig(acting_graph="lazy")
+    with pytest.raises(ValueError, match="unknown rmsprop 'adam'; allowed: torch, tf"):
+        TrainConfig(rmsprop="adam")
     with pytest.raises(ValueError, match="threads must be at most 256 .* got 100000"):
         TrainConfig(threads=100_000)
     cfg = make_config("gala-paper", frames="1M")
@@ -296,3 +298,22 @@ def test_acting_graph_keep_and_recompute_take_the_same_updates(env, n):
         assert d1.abs().max() > 1e-3 and torch.allclose(d1, d2, rtol=0, atol=1e-5)
         assert s1.value_loss == pytest.approx(s2.value_loss, rel=1e-4)
         assert s1.entropy == pytest.approx(s2.entropy, rel=1e-5)
+
+
+def test_rmsprop_tf_reaches_the_learner_and_its_checkpoint(tmp_path):
+    """--rmsprop tf: the learner steps TensorFlow's RMSprop (averages from 1), and a resumed learner
+    continues from the saved averages rather than starting again from 1."""
+    from galasim.rl.learner import Learner
+
+    cfg = make_config(None, None, env="CartPole-v1", envs_per_agent=2, rmsprop="tf", out=str(tmp_path))
+    learner = Learner(cfg, 0, torch.device("cpu"), 2)
+    assert learner.optimizer.tf_like and torch.equal(learner.optimizer.square_avg,
+                                                     torch.ones_like(learner.params))
+    learner.iterate()
+    saved = learner.state_dict()
+    resumed = Learner(cfg, 0, torch.device("cpu"), 2)
+    resumed.load_state_dict(saved)
+    assert torch.equal(resumed.optimizer.square_avg, learner.optimizer.square_avg)
+    assert not torch.equal(resumed.optimizer.square_avg, torch.ones_like(learner.params))
+    learner.close()
+    resumed.close()

@@ -71,6 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "auto: keep from 8 simulators per learner up [auto]")
     p.add_argument("--seed", type=int, help="controls everything [0]")
     p.add_argument("--lr", type=float, help="RMSprop learning rate [7e-4]")
+    p.add_argument("--rmsprop", choices=("torch", "tf"),
+                   help="PyTorch's RMSprop (the GALA reference code's) or TensorFlow's (OpenAI Baselines' "
+                        "A2C: smaller first steps) [torch]")
     p.add_argument("--ent-coef", type=float, help="entropy coefficient [0.01]")
     p.add_argument("--n-steps", type=int, help="rollout length (n-step returns) [5]")
     p.add_argument("--gae", action="store_true", default=None, help="generalised advantage estimation")
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         "frames": args.frames, "mode": args.mode, "compute": args.compute, "delays": args.delays,
         "device": args.device, "acting_graph": args.acting_graph, "threads": args.threads,
         "failure_timeout": args.failure_timeout,
-        "restart_failed": args.restart_failed, "seed": args.seed, "lr": args.lr, "ent_coef": args.ent_coef,
+        "restart_failed": args.restart_failed, "seed": args.seed, "lr": args.lr, "rmsprop": args.rmsprop, "ent_coef": args.ent_coef,
         "n_steps": args.n_steps, "gae": args.gae, "lr_decay": args.lr_decay,
         "sticky_actions": args.sticky_actions, "stop_return": args.stop_return,
         "max_episode_frames": args.max_episode_frames, "out": args.out,

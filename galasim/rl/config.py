@@ -18,6 +18,7 @@ MODES = ("async", "sim", "dist")
 ALGOS = ("gala", "a2c")
 DEVICES = ("auto", "cpu", "cuda")
 ACTING_GRAPHS = ("auto", "keep", "recompute")
+RMSPROPS = ("torch", "tf")
 MAX_FRAMES = 10**12          # a larger budget is a typo (116 days at 100,000 frames/s)
 MAX_ENVS_PER_LEARNER = 1024  # a larger request is a typo, and would take minutes just to create
 MAX_THREADS = 256  # torch threads per learner process: more is a typo
@@ -93,6 +94,10 @@ class TrainConfig:
     """RMSprop epsilon."""
     rms_alpha: float = 0.99
     """RMSprop smoothing constant."""
+    rmsprop: str = "torch"
+    """``torch``: PyTorch's RMSprop, as the GALA reference code uses; ``tf``: TensorFlow's, as
+    OpenAI Baselines' A2C uses (averages start at 1, epsilon under the square root; smaller first
+    steps; galasim/rl/optim.py)."""
     gamma: float = 0.99
     """Discount factor."""
     n_steps: int = 5
@@ -162,7 +167,7 @@ class TrainConfig:
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         for name, allowed in (("mode", MODES), ("algo", ALGOS), ("device", DEVICES),
-                              ("acting_graph", ACTING_GRAPHS)):
+                              ("acting_graph", ACTING_GRAPHS), ("rmsprop", RMSPROPS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         if self.threads > MAX_THREADS:

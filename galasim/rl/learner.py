@@ -111,9 +111,9 @@ class Learner:
         # Identical initialisation: the network depends on the run seed only, never on the rank.
         self.model, self.params = make_model(self.envs.observation_space.shape, self.envs.action_space.n,
                                              cfg.seed, cfg.hidden, device)
-        # PyTorch's RMSprop, stepped on flat vectors (bitwise the same steps; galasim/rl/optim.py)
+        # RMSprop (PyTorch's, or TensorFlow's with --rmsprop tf) stepped on flat vectors (galasim/rl/optim.py)
         self.optimizer = FlatRMSprop(self.model.parameters(), self.params, lr=cfg.lr, eps=cfg.rms_eps,
-                                     alpha=cfg.rms_alpha)
+                                     alpha=cfg.rms_alpha, tf_like=cfg.rmsprop == "tf")
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(stream_key(cfg.seed, ACTION_STREAM, rank) % 2**63)
         self.obs = torch.tensor(self.envs.reset(), device=device)

@@ -14,6 +14,14 @@ weights whose gradient stays 0 decay by ``alpha`` per step, through the subnorma
 bitwise the one ``torch.optim.RMSprop`` takes (``tests/test_rl_optim.py``).
 
 The state and ``state_dict`` are RMSprop's, so checkpoints load into either class.
+
+``tf_like=True`` takes TensorFlow's RMSprop steps instead, as the A2C of OpenAI Baselines (and
+Stable-Baselines3's ``RMSpropTFLike``) does: the averages start at 1 rather than 0, and ``eps`` is
+added under the square root, ``lr * g / sqrt(v + eps)``. PyTorch's first step is ``lr * g / (0.1 |g|
++ eps)``, about ``10 lr`` on every weight with a gradient, whatever the gradient's size; TensorFlow's
+starts near ``lr * g`` and grows as the averages decay towards ``g**2`` over the first few hundred
+steps. (In our Pong runs PyTorch's start left a GALA 4 x 2 learner at lr 1.4e-3 with 90% of its
+512 hidden units dead after 250,000 frames; docs/training.md.)
 """
 from __future__ import annotations
 
@@ -47,6 +55,9 @@ class FlatRMSprop(torch.optim.RMSprop):
         The flat parameter vector.
     lr, alpha, eps : float
         As ``torch.optim.RMSprop``.
+    tf_like : bool
+        Take TensorFlow's steps (averages start at 1, ``eps`` under the square root) instead of
+        PyTorch's.
 
     Examples
     --------
@@ -59,11 +70,12 @@ class FlatRMSprop(torch.optim.RMSprop):
     """
 
     def __init__(self, params: Any, flat: torch.Tensor, lr: float = 1e-2, alpha: float = 0.99,
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, tf_like: bool = False):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps)
         self.flat = flat
+        self.tf_like = tf_like
         self.flat_grad = torch.zeros_like(flat)
-        self.square_avg = torch.zeros_like(flat)
+        self.square_avg = torch.ones_like(flat) if tf_like else torch.zeros_like(flat)
         self._denominator = torch.empty_like(flat)
         self._step = torch.zeros(())
         self._slices: list[slice] = []
@@ -108,10 +120,13 @@ class FlatRMSprop(torch.optim.RMSprop):
         grad, avg, denominator = self.flat_grad, self.square_avg, self._denominator
         self._step += 1
         avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-        floor = _sqrt_floor(eps)
-        if floor > 0.0:
-            torch.clamp_min(avg, floor, out=denominator).sqrt_()
+        if self.tf_like:  # v + eps >= eps is a normal number: no slow path to avoid
+            torch.add(avg, eps, out=denominator).sqrt_()
         else:
-            torch.sqrt(avg, out=denominator)
-        denominator.add_(eps)
+            floor = _sqrt_floor(eps)
+            if floor > 0.0:
+                torch.clamp_min(avg, floor, out=denominator).sqrt_()
+            else:
+                torch.sqrt(avg, out=denominator)
+            denominator.add_(eps)
         self.flat.addcdiv_(grad, denominator, value=-lr)
