@@ -18,7 +18,7 @@ The state and ``state_dict`` are RMSprop's, so checkpoints load into either clas
 ``tf_like=True`` takes TensorFlow's RMSprop steps instead, as the A2C of OpenAI Baselines (and
 Stable-Baselines3's ``RMSpropTFLike``) does: the averages start at 1 rather than 0, and ``eps`` is
 added under the square root, ``lr * g / sqrt(v + eps)``. PyTorch's first step is ``lr * g / (0.1 |g|
-+ eps)``, about ``10 lr`` on every weight with a gradient, whatever the gradient's size; TensorFlow's
++ eps)``, about ``10 lr`` on every weight whose gradient is well above ``10 eps``; TensorFlow's
 starts near ``lr * g`` and grows as the averages decay from 1 towards ``g**2`` (by ``alpha`` per
 step: to 1% of the start in 460 steps at 0.99). (In a GALA 4 x 2 Pong run at lr 1.4e-3, PyTorch's
 left learner 0 with 92.6% of its 512 hidden units dead and a constant policy after 1.2M frames,
