@@ -10,7 +10,8 @@ steps, acting forwards, the A2C update, gossip), summed over learners.
 Two bounds are measured in the same run, for the efficiency figure: the environment alone (the
 vector env stepping random actions, 16 simulators) and the network alone (acting forwards plus
 the A2C update on a batch of the same size, no environment). A serial learner cannot beat
-``1 / (1/env + 1/net)``; ``efficiency`` is A2C's end-to-end rate over that bound.
+``1 / (1/env + 1/net)``; ``efficiency`` is A2C's end-to-end rate over that bound, within each
+repeat (every repeat measures every configuration and both bounds once), median over repeats.
 
 Former implementations are measured in the same run as baselines: A2C end to end with glibc's
 malloc defaults, GALA 4 x 4 end to end with the acting graph kept (``--acting-graph keep``, which
@@ -248,18 +249,30 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
         ``net_alone_nchw``, ``net_alone_torch_rmsprop`` and ``net_alone_glibc_malloc`` (the network
         with the NCHW convolution input, PyTorch's per-tensor RMSprop or glibc's malloc defaults:
         what galasim used before NHWC, ``FlatRMSprop`` and ``galasim.rl.allocator``), ``bound``
-        (agent steps/s) and ``efficiency``; the last two rows measure Stable-Baselines3's A2C
+        (agent steps/s), ``efficiency`` and ``runs_efficiency`` (A2C's rate over the bound within
+        each repeat, and their median: the bound and the medians of the table are not paired);
+        the last two rows measure Stable-Baselines3's A2C
         on the same environment with one and two torch threads (NaN without the optional
         ``stable-baselines3``).
     """
     frames = frames or (2000 if quick else 60_000)
     runs = {_label(config, total_envs): [] for config in CONFIGS}
-    for seed in range(repeats):  # the configurations interleaved, so that all see the same machine
+    env_rates, net_rates = [], {variant: [] for variant in NETWORK_VARIANTS}
+    sb3_runs = {threads: [] for threads in (1, 2)}
+    # Each repeat measures everything once, interleaved, so that all see the same machine; A2C's
+    # efficiency is then taken within each repeat, against that repeat's bound: the environment-alone
+    # rate moves between repeats, and pairing keeps that drift out of the ratio.
+    for seed in range(repeats):
         for config in CONFIGS:
             options = {k: v for k, v in config.items() if k in ("acting_graph", "threads")}
             with _malloc(config.get("malloc", "galasim")):
                 runs[_label(config, total_envs)].append(
                     _one_run(env, config["algo"], config["learners"], total_envs, frames, seed, **options))
+        env_rates.append(_env_alone(env, total_envs, 50 if quick else 3000))
+        for variant in net_rates:
+            net_rates[variant].append(_network_alone_in_new_process(env, total_envs, 3 if quick else 60, variant))
+        for threads in sb3_runs:
+            sb3_runs[threads].append(_sb3_alone(env, total_envs, 800 if quick else 16_000, threads))
     rows = []
     for label, measured in runs.items():
         row = {"config": label}
@@ -269,23 +282,14 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
         rows.append(row)
     table = pd.DataFrame(rows)
     table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
-    env_rate = statistics.median(_env_alone(env, total_envs, 50 if quick else 1000) for _ in range(repeats))
-    net_rates = {variant: [] for variant in NETWORK_VARIANTS}
-    for _ in range(repeats):  # the variants interleaved, so that all see the same machine
-        for variant in net_rates:
-            net_rates[variant].append(_network_alone_in_new_process(env, total_envs, 3 if quick else 60, variant))
-    net_rate = statistics.median(net_rates["galasim"])
-    sb3_runs = {threads: [] for threads in (1, 2)}
-    for _ in range(repeats):
-        for threads in sb3_runs:
-            sb3_runs[threads].append(_sb3_alone(env, total_envs, 800 if quick else 16_000, threads))
-    bound = 1.0 / (1.0 / env_rate + 1.0 / net_rate)
-    table["env_alone"] = [env_rate] + [math.nan] * (len(table) - 1)
-    table["net_alone"] = [net_rate] + [math.nan] * (len(table) - 1)
-    for variant in NETWORK_VARIANTS[1:]:
-        table[f"net_alone_{variant}"] = [statistics.median(net_rates[variant])] + [math.nan] * (len(table) - 1)
-    table["bound"] = [bound] + [math.nan] * (len(table) - 1)
-    table["efficiency"] = [table["steps_per_s"].iloc[0] / bound] + [math.nan] * (len(table) - 1)
+    bounds = [1.0 / (1.0 / e + 1.0 / n) for e, n in zip(env_rates, net_rates["galasim"])]
+    efficiencies = [r["steps_per_s"] / b for r, b in zip(runs[table["config"].iloc[0]], bounds)]
+    a2c_only = {"env_alone": statistics.median(env_rates), "net_alone": statistics.median(net_rates["galasim"]),
+                **{f"net_alone_{v}": statistics.median(net_rates[v]) for v in NETWORK_VARIANTS[1:]},
+                "bound": statistics.median(bounds), "efficiency": statistics.median(efficiencies),
+                "runs_efficiency": " ".join(f"{e:.3f}" for e in efficiencies)}
+    for column, value in a2c_only.items():
+        table[column] = [value] + [math.nan if isinstance(value, float) else ""] * (len(table) - 1)
     sb3 = []
     for threads, measured in sb3_runs.items():
         rate = statistics.median(measured)

@@ -204,6 +204,10 @@ def test_bench_train_quick_table():
     shares = table[["share_env", "share_act", "share_update", "share_gossip"]].sum(axis=1)
     assert ((shares - 1).abs() < 1e-9).all()
     assert table["bound"].iloc[0] > 0
+    # one efficiency per repeat, each against its own repeat's bound; the median is reported
+    efficiencies = [float(e) for e in table["runs_efficiency"].iloc[0].split()]
+    assert len(efficiencies) == 1 and table["efficiency"].iloc[0] == pytest.approx(efficiencies[0], abs=5e-4)
+    assert table["efficiency"].iloc[0] == pytest.approx(table["steps_per_s"].iloc[0] / table["bound"].iloc[0])
     assert all(table[f"net_alone_{v}"].iloc[0] > 0 for v in ("nchw", "torch_rmsprop", "glibc_malloc"))
 
 
