@@ -224,6 +224,17 @@ def _sb3_alone(env: str, num_envs: int, steps: int, threads: int = 1) -> float:
     return steps / elapsed
 
 
+def paired_efficiency(rates: list[float], env_rates: list[float],
+                      net_rates: list[float]) -> tuple[list[float], list[float]]:
+    """Each repeat's serial bound ``1 / (1/env + 1/net)`` and its end-to-end rate over that bound.
+
+    >>> paired_efficiency([90.0, 40.0], [200.0, 100.0], [200.0, 100.0])
+    ([100.0, 50.0], [0.9, 0.8])
+    """
+    bounds = [1.0 / (1.0 / e + 1.0 / n) for e, n in zip(env_rates, net_rates, strict=True)]
+    return bounds, [r / b for r, b in zip(rates, bounds, strict=True)]
+
+
 def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFrameskip-v4",
                 total_envs: int = 16, frames: int | None = None) -> pd.DataFrame:
     """Throughput of A2C (1 x total_envs) and GALA-A2C (2 x, 4 x) at equal simulators, same run.
@@ -282,8 +293,8 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
         rows.append(row)
     table = pd.DataFrame(rows)
     table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
-    bounds = [1.0 / (1.0 / e + 1.0 / n) for e, n in zip(env_rates, net_rates["galasim"])]
-    efficiencies = [r["steps_per_s"] / b for r, b in zip(runs[table["config"].iloc[0]], bounds)]
+    bounds, efficiencies = paired_efficiency([r["steps_per_s"] for r in runs[_label(CONFIGS[0], total_envs)]],
+                                             env_rates, net_rates["galasim"])
     a2c_only = {"env_alone": statistics.median(env_rates), "net_alone": statistics.median(net_rates["galasim"]),
                 **{f"net_alone_{v}": statistics.median(net_rates[v]) for v in NETWORK_VARIANTS[1:]},
                 "bound": statistics.median(bounds), "efficiency": statistics.median(efficiencies),

@@ -211,6 +211,16 @@ def test_bench_train_quick_table():
     assert all(table[f"net_alone_{v}"].iloc[0] > 0 for v in ("nchw", "torch_rmsprop", "glibc_malloc"))
 
 
+def test_paired_efficiency_closed_form():
+    from galasim.bench_train import paired_efficiency
+
+    # env 300 and net 600 steps/s: 1/300 + 1/600 = 1/200 s per step; env 150 and net 150: 1/75
+    bounds, efficiencies = paired_efficiency([180.0, 60.0], [300.0, 150.0], [600.0, 150.0])
+    assert bounds == pytest.approx([200.0, 75.0]) and efficiencies == pytest.approx([0.9, 0.8])
+    with pytest.raises(ValueError):  # a repeat without its bound is an error, not a silent drop
+        paired_efficiency([180.0, 60.0], [300.0], [600.0])
+
+
 def test_nhwc_input_computes_the_same_network():
     # The layout is an implementation detail: logits, value and gradients agree with NCHW's.
     model, params = make_model((4, 84, 84), 6, seed=1)
