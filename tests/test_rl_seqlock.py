@@ -16,9 +16,11 @@ def _torn(row: torch.Tensor) -> bool:
 
 def test_a_reader_never_keeps_a_row_that_a_writer_was_rewriting():
     """A writer thread rewrites row 1 almost without pause (torch releases the GIL while it copies).
-    Plain copies of the row catch it mid-write, which shows this test can see a torn row; the
-    seqlock's copies never do."""
-    dim = 1 << 18
+    Plain copies of the row, taken in turn with the seqlock's copies, catch it mid-write, which
+    shows this test can see a torn row; the seqlock's copies never do. How often a plain copy
+    tears depends on the machine's scheduling, so the reads go on until plain copies have torn
+    ``wanted`` times (or a minute has passed), at least 300 reads of each kind."""
+    dim, wanted = 1 << 18, 5
     published, version = torch.zeros(2, dim), torch.zeros(2, dtype=torch.int64)
     stop = threading.Event()
 
@@ -33,10 +35,12 @@ def test_a_reader_never_keeps_a_row_that_a_writer_was_rewriting():
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # hand the GIL over quickly, or each read waits up to 5 ms for it
     thread.start()
+    reads = plain = locked = untouched = 0
+    deadline = time.perf_counter() + 60.0
     try:
-        plain = sum(_torn(published[[1]].clone()[0]) for _ in range(300))
-        locked = untouched = 0
-        for _ in range(300):
+        while reads < 300 or (plain < wanted and time.perf_counter() < deadline):
+            reads += 1
+            plain += _torn(published[[1]].clone()[0])
             rows = seqlock.read(published, version, [0, 1])
             locked += _torn(rows[1])
             untouched += bool((rows[0] == 0).all())
@@ -44,8 +48,8 @@ def test_a_reader_never_keeps_a_row_that_a_writer_was_rewriting():
         stop.set()
         thread.join()
         sys.setswitchinterval(interval)
-    assert plain > 0
-    assert locked == 0 and untouched == 300
+    assert plain > 0, f"no plain copy of {reads} was torn: this test cannot see a torn row here"
+    assert locked == 0 and untouched == reads
     assert int(version[1]) % 2 == 0 and int(version[1]) > 0
 
 
