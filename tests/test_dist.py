@@ -18,6 +18,7 @@ import torch
 
 from galasim.gossip.failures import interruptions
 from galasim.rl.dist_train import free_port, host_store, spawn_rank
+from run_logs import assert_logs_go_on
 
 JOIN = 480  # seconds: a bound on every process join (a hang fails), never a timing assertion;
 # generous because these runs take 70 s on an idle 2-core machine and several times that when loaded
@@ -302,3 +303,4 @@ def test_kill_of_one_rank_stops_every_rank_with_a_checkpoint_and_resume_finishes
         rows = pd.read_csv(out / "logs" / f"learner{k}_train.csv")
         assert rows["update"].is_monotonic_increasing and rows["update"].is_unique
         assert rows["frames"].iloc[-1] == checkpoint.load_learner(out, k)["learner"]["frames"]
+    assert_logs_go_on(out, 2)  # the new launch went on with the stopped one's time and counters

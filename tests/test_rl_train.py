@@ -15,6 +15,7 @@ import pytest
 
 import galasim
 from galasim.rl import checkpoint
+from run_logs import assert_logs_go_on
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,6 +126,7 @@ def test_pong_smoke_killed_and_resumed(tmp_path):
     done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     _rows_consistent(run, 2, 6400, per_update=5 * 2 * 4)
+    assert_logs_go_on(run, 2)  # the second launch went on with the first one's time and counters
     for name in ("network.csv", "learner_distance.csv"):  # the killed attempt's rows past its checkpoints were cut
         assert pd.read_csv(run / "logs" / name)["total_frames"].is_monotonic_increasing, name
     summary = json.loads((run / "summary.json").read_text())

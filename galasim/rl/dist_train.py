@@ -49,6 +49,7 @@ from galasim.rl.config import TrainConfig
 STORE_TIMEOUT = 120.0
 FRAMES_KEY = "galasim/frames/{}"  # each rank's frames; GALA ranks stop once they sum to the budget
 STOP_KEY = "galasim/stop"  # GALA: > 0 once a rank was asked to stop (Ctrl-C, kill)
+CLOCK_KEY = "galasim/clock"  # seconds the network log had reached when this launch began
 
 
 class RunStopped(KeyboardInterrupt):
@@ -151,8 +152,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
         transport = RepairedTransport(inner, list(graph.edges), membership)
         transport.bind(learner.params)
         gossip = GossipBuffer(rank, transport, cfg.sync_freq, resend=cfg.resend, timeout=cfg.gossip_timeout)
-        if state is not None and state.get("gossip") is not None:
-            gossip.stats.max_staleness = int(state["gossip"]["max_staleness"])
+        checkpoint.restore_gossip_stats(gossip.stats, state)
         if membership.restarted:
             source = transport.rejoin(learner.params, timeout=STORE_TIMEOUT)
             transport.write_new_edges()
@@ -162,12 +162,12 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     else:
         reduce = _all_reduce_grads(store, rank, world)
 
-    monitor = _NetworkMonitor(out, store, rank, world, learner.params.numel(), resumed=state is not None)
     share = cfg.frames // world  # A2C's ranks stop at it
     checkpoint_every = max(cfg.checkpoint_every // world, learner.frames_per_update)
     next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
-    start = time.perf_counter()
-    last_log, frames_at_log, next_publish = start, learner.frames, start
+    launched = last_log = next_publish = time.perf_counter()
+    frames_at_log = learner.frames
+    start = launched - (state.get("seconds", 0.0) if state else 0.0)  # the logs' time goes on at a resume
     stats = None
     # GALA's ranks stop together, once their frames (in the store) sum to the budget, as in --mode
     # async: a rank whose peers had finished would train on alone. A rejoined rank counts from its
@@ -175,6 +175,8 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     # makes the same number of updates: its share.
     counters = [FRAMES_KEY.format(r) for r in range(world)]
     total = sum(int(v) for v in store.multi_get(counters))
+    monitor = _NetworkMonitor(out, store, rank, world, learner.params.numel(), resumed=state is not None,
+                              start_frames=total)
     store.add(STOP_KEY, 0)  # creates the flag, so that every read below finds it
     stopped = announced = False
     solved = learner.solved() if reduce is None else False
@@ -215,15 +217,16 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
                          learner.frames, TB_KEYS)
             last_log, frames_at_log = now, learner.frames
         if learner.frames >= next_checkpoint:
-            checkpoint.save_learner(out, rank, learner, logger, gossip)
+            checkpoint.save_learner(out, rank, learner, logger, gossip, now - start)
             next_checkpoint += checkpoint_every
-    wall = time.perf_counter() - start
+    now = time.perf_counter()
+    wall = now - launched  # this launch's, for its frame rate
     store.set(f"params/{rank}", learner.params.detach().float().cpu().numpy().tobytes())
     if stats is not None and learner.frames > frames_at_log:  # the last update, unless just logged
-        logger.train(train_row(learner, stats, gossip.stats if gossip else None, total, wall,
-                               (learner.frames - frames_at_log) / max(time.perf_counter() - last_log, 1e-9)),
+        logger.train(train_row(learner, stats, gossip.stats if gossip else None, total, now - start,
+                               (learner.frames - frames_at_log) / max(now - last_log, 1e-9)),
                      learner.frames, TB_KEYS)
-    checkpoint.save_learner(out, rank, learner, logger, gossip)
+    checkpoint.save_learner(out, rank, learner, logger, gossip, now - start)
     logger.close()
     monitor.close()
     if transport is not None:
@@ -260,10 +263,11 @@ class _NetworkMonitor:
     (appending to its own run folder).
     """
 
-    def __init__(self, run: Path, store, rank: int, world: int, dim: int, resumed: bool):
+    def __init__(self, run: Path, store, rank: int, world: int, dim: int, resumed: bool, start_frames: int):
         self.run, self.store, self.rank, self.world, self.dim = run, store, rank, world, dim
-        self.resumed = resumed
+        self.resumed, self.start_frames = resumed, start_frames
         self.log = self.distance_log = None
+        self.clock = 0.0  # added to the store's clock: a resumed run's time goes on
         self.empirical = 0.0
         self.samples = 0  # rows of two or more running ranks: the snapshots that can show a spread
 
@@ -278,9 +282,13 @@ class _NetworkMonitor:
                  if self.store.check([f"stats/{r}"])]
         total = sum(s["frames"] for s in stats)
         if self.log is None:  # a resumed monitor drops the rows after the checkpoints' frames
-            keep = _network_rows(self.run, total) if self.resumed else None
+            keep = _network_rows(self.run, total)[0] if self.resumed else None
+            # The time of the last row the launch began with; the first monitor of the launch sets
+            # it for all (a rank restarted later began with more rows, of this launch).
+            clock = _network_rows(self.run, self.start_frames)[1] if self.resumed else 0.0
+            self.clock = float(self.store.compare_set(CLOCK_KEY, "", repr(clock)))
             self.log = CsvLog(self.run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=keep)
-            keep = _network_rows(self.run, total, "learner_distance.csv") if self.resumed else None
+            keep = _network_rows(self.run, total, "learner_distance.csv")[0] if self.resumed else None
             self.distance_log = CsvLog(self.run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS, keep_rows=keep)
             previous, _, samples = _previous_empirical(self.run)
             self.empirical, self.samples = max(self.empirical, previous), self.samples + samples
@@ -288,7 +296,7 @@ class _NetworkMonitor:
         net = _network_snapshot(self.store, running, self.dim)
         self.empirical = max(self.empirical, net["distance"])
         self.samples += len(running) >= 2
-        now = membership.now()
+        now = self.clock + membership.now()
         for r, d in net["to_mean"].items():
             self.distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
         self.log.write({"time": now, "total_frames": total, "running": len(running),

@@ -214,6 +214,7 @@ class Learner:
             "frames": self.frames,
             "max_update_norm": self.max_update_norm,
             "recent": list(self.recent),
+            "timing": dict(self.timing),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -225,6 +226,7 @@ class Learner:
         self.frames = int(state["frames"])
         self.max_update_norm = float(state["max_update_norm"])
         self.recent.extend(float(r) for r in state["recent"])
+        self.timing.update(state.get("timing", {}))  # absent from checkpoints of older versions
 
     def close(self) -> None:
         self.envs.close()
@@ -359,8 +361,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
         transport, membership = _join_membership(rank, cfg, transport, learner.params, store_port)
     if transport is not None:
         gossip = GossipBuffer(rank, transport, cfg.sync_freq, resend=cfg.resend, timeout=cfg.gossip_timeout)
-        if state is not None and state.get("gossip") is not None:
-            gossip.stats.max_staleness = int(state["gossip"]["max_staleness"])
+        checkpoint.restore_gossip_stats(gossip.stats, state)
     if membership is not None and membership.restarted:
         from galasim.rl.dist_train import STORE_TIMEOUT
 
@@ -372,8 +373,8 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
     shared["frames"][rank] = learner.frames
     checkpoint_every = max(cfg.checkpoint_every // cfg.learners, learner.frames_per_update)
     next_checkpoint = (learner.frames // checkpoint_every + 1) * checkpoint_every
-    start = time.perf_counter()
-    last_log, frames_at_log = start, learner.frames
+    last_log, frames_at_log = time.perf_counter(), learner.frames
+    start = last_log - (state.get("seconds", 0.0) if state else 0.0)  # the logs' time goes on at a resume
     stats = None
 
     # The learners stop together, once their frames sum to the budget: a learner whose peers had
@@ -402,7 +403,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
                          learner.frames, TB_KEYS)
             last_log, frames_at_log = now, learner.frames
         if learner.frames >= next_checkpoint:
-            checkpoint.save_learner(out, rank, learner, logger, gossip)
+            checkpoint.save_learner(out, rank, learner, logger, gossip, now - start)
             shared["checkpointed"][rank] = learner.frames
             next_checkpoint += checkpoint_every
     shared["done"][rank] = True  # the monitor's epsilon-ball leaves it out from now on
@@ -415,7 +416,7 @@ def _learner_loop(rank: int, cfg: TrainConfig, transport: Any, shared: dict[str,
         total = int(shared["frames"].sum())
         logger.train(train_row(learner, stats, gossip.stats if gossip else None, total, now - start, fps),
                      learner.frames, TB_KEYS)
-    checkpoint.save_learner(out, rank, learner, logger, gossip)
+    checkpoint.save_learner(out, rank, learner, logger, gossip, time.perf_counter() - start)
     logger.close()
     learner.close()
     if membership is not None:

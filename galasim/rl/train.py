@@ -254,12 +254,12 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 shared["frames"][rank] = shared["checkpointed"][rank] = state["frames"]
                 shared["published"][rank].copy_(state["params"])
         start_frames = int(shared["frames"].sum())
-    network_log = CsvLog(run / "logs" / "network.csv", NETWORK_COLUMNS,
-                         keep_rows=_network_rows(run, start_frames) if resume else None)
+    kept, clock = _network_rows(run, start_frames) if resume else (None, 0.0)
+    network_log = CsvLog(run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=kept)
     if not resume and network_log.rows:
         raise ValueError(f"{run}/logs/network.csv already has rows; use another --out")
     distance_log = CsvLog(run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS,
-                          keep_rows=_network_rows(run, start_frames, "learner_distance.csv") if resume else None)
+                          keep_rows=_network_rows(run, start_frames, "learner_distance.csv")[0] if resume else None)
     empirical, diameter_max, samples = _previous_empirical(run) if resume else (0.0, 0.0, 0)
 
     tb = None
@@ -293,7 +293,7 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 # The epsilon-ball is about learners that still iterate: one that has left its loop
                 # keeps its last parameters while the others finish their update, so it is left out.
                 iterating = [r for r in sup.live() if not shared["done"][r]]
-                now = time.perf_counter() - started
+                now = clock + time.perf_counter() - started  # a resumed run's time goes on
                 # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
                 snapshot = seqlock.read(shared["published"], shared["version"], iterating)
                 distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
@@ -524,15 +524,17 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _network_rows(run: Path, frames: int, name: str = "network.csv") -> int:
-    """Rows of a network log to keep on resume: those up to the checkpoints' total frames."""
+def _network_rows(run: Path, frames: int, name: str = "network.csv") -> tuple[int, float]:
+    """Rows of a network log to keep on resume, those up to the checkpoints' total frames, and the
+    time of the last of them, from which a resumed run's rows go on."""
     import pandas as pd
 
     file = run / "logs" / name
-    if not file.exists():
-        return 0
-    table = pd.read_csv(file)
-    return int((table["total_frames"] <= frames).sum()) if len(table) else 0
+    table = pd.read_csv(file) if file.exists() else None
+    if table is None or not len(table):
+        return 0, 0.0
+    kept = table[table["total_frames"] <= frames]
+    return len(kept), float(kept["time"].max()) if len(kept) else 0.0
 
 
 def _previous_empirical(run: Path) -> tuple[float, float, int]:
@@ -685,7 +687,7 @@ def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarra
     for learner, logger, row in zip(learners, loggers, params):
         with torch.no_grad():
             learner.params.copy_(row)
-        checkpoint.save_learner(run, learner.rank, learner, logger)
+        checkpoint.save_learner(run, learner.rank, learner, logger, seconds=wall)
         logger.close()
         learner.close()
     traj = result.trajectory
