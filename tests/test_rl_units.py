@@ -331,3 +331,21 @@ def test_rmsprop_tf_reaches_the_learner_and_its_checkpoint(tmp_path):
     assert not torch.equal(resumed.optimizer.square_avg, torch.ones_like(learner.params))
     learner.close()
     resumed.close()
+
+
+def test_a_resume_restores_the_gossip_counters_but_not_the_staleness():
+    from galasim.gossip.buffer import GossipStats
+    from galasim.rl.checkpoint import restore_gossip_stats
+
+    saved = {"iterations": 40, "mixes": 31, "messages_sent": 38, "messages_skipped": 2, "waits": 1,
+             "wait_seconds": 0.25, "staleness": 3, "max_staleness": 6}
+    stats = GossipStats()
+    restore_gossip_stats(stats, {"gossip": saved})
+    # the counters go on; staleness decides when the learner blocks, and no message survived the stop
+    assert stats == GossipStats(**{**saved, "staleness": 0})
+    old = GossipStats()  # a checkpoint written before the counters were saved
+    restore_gossip_stats(old, {"gossip": {"max_staleness": 6}})
+    assert old == GossipStats(max_staleness=6)
+    fresh = GossipStats()  # a fresh start: no checkpoint
+    restore_gossip_stats(fresh, None)
+    assert fresh == GossipStats()

@@ -65,9 +65,11 @@ def load_learner(run: str | Path, rank: int) -> dict[str, Any]:
 
 
 def restore_gossip_stats(stats: Any, state: dict[str, Any] | None) -> None:
-    """Set a resumed learner's :class:`~galasim.gossip.buffer.GossipStats` from its checkpoint, so
-    that its logged counters go on instead of starting again (checkpoints written before the
-    counters were saved hold only ``max_staleness``)."""
+    """Set a resumed learner's :class:`~galasim.gossip.buffer.GossipStats` counters from its
+    checkpoint, so that its logged counters go on instead of starting again (checkpoints written
+    before the counters were saved hold only ``max_staleness``). ``staleness`` is protocol state,
+    not a counter (it decides when the learner blocks): it starts at 0, as the in-flight messages
+    it counted against are not saved either."""
     saved = (state or {}).get("gossip") or {}
-    for name in (f.name for f in fields(stats) if f.name in saved):
+    for name in (f.name for f in fields(stats) if f.name in saved and f.name != "staleness"):
         setattr(stats, name, type(getattr(stats, name))(saved[name]))  # int or float, as declared
