@@ -161,11 +161,50 @@ def test_two_learners_share_one_gpu(tmp_path):
 
 
 def test_a_resumed_summary_keeps_the_earlier_launches_maxima(tmp_path):
-    from galasim.rl.train import NETWORK_COLUMNS, _previous_empirical
+    from galasim.rl.monitor import NETWORK_COLUMNS, logged_maxima
 
     (tmp_path / "logs").mkdir()
     rows = pd.DataFrame([[1.0, 100, 2, 0.5, 1.5, 0.5, 10.0, 1], [2.0, 200, 1, 0.0, 0.0, 0.5, 10.0, 1],
                          [3.0, 300, 2, 0.7, 1.2, 0.7, 10.0, 2]], columns=NETWORK_COLUMNS)
     rows.to_csv(tmp_path / "logs" / "network.csv", index=False)
     # the largest distance and diameter need not be in the same row; 2 rows saw two learners
-    assert _previous_empirical(tmp_path) == (0.7, 1.5, 2)
+    assert logged_maxima(tmp_path) == (0.7, 1.5, 2)
+
+
+def test_a_resumed_network_log_cuts_the_rows_after_the_checkpoints_and_goes_on(tmp_path):
+    import torch
+
+    from galasim.rl.monitor import DISTANCE_COLUMNS, NETWORK_COLUMNS, NetworkLog, rows_up_to
+
+    (tmp_path / "logs").mkdir()
+    pd.DataFrame([[1.0, 100, 2, 0.5, 1.5, 0.5, 10.0, 1], [2.0, 200, 2, 0.3, 0.6, 0.5, 10.0, 1],
+                  [3.0, 300, 2, 9.0, 9.0, 9.0, 10.0, 2]],  # written after the checkpoints (250 frames)
+                 columns=NETWORK_COLUMNS).to_csv(tmp_path / "logs" / "network.csv", index=False)
+    pd.DataFrame([[2.0, 200, 0, 0.3], [3.0, 300, 0, 9.0]],
+                 columns=DISTANCE_COLUMNS).to_csv(tmp_path / "logs" / "learner_distance.csv", index=False)
+    assert rows_up_to(tmp_path, 250) == (2, 2.0)
+    log = NetworkLog(tmp_path, 250, clock=2.0)
+    assert (log.empirical, log.diameter, log.samples) == (0.5, 1.5, 2)  # the cut row's 9.0 is gone
+    log.write(0.5, 260, [0, 1], torch.tensor([[0.0, 0.0], [0.6, 0.8]]), running=2, L=12.0, max_staleness=3)
+    log.close()
+    network = pd.read_csv(tmp_path / "logs" / "network.csv")
+    assert network["time"].tolist() == [1.0, 2.0, 2.5] and network["total_frames"].tolist() == [100, 200, 260]
+    # two learners 1 apart: each 0.5 from their mean; the run's largest distance is still 0.5, its diameter 1.5
+    assert network.iloc[-1][["distance", "diameter", "empirical", "L", "max_staleness"]].tolist() == [0.5, 1.0, 0.5, 12.0, 3]
+    distances = pd.read_csv(tmp_path / "logs" / "learner_distance.csv")
+    assert distances.values.tolist() == [[2.0, 200, 0, 0.3], [2.5, 260, 0, 0.5], [2.5, 260, 1, 0.5]]
+
+
+def test_a_fresh_run_drops_the_network_rows_of_an_attempt_killed_before_its_first_checkpoint(tmp_path):
+    from galasim.rl.monitor import NETWORK_COLUMNS
+
+    out = tmp_path / "run"
+    (out / "logs").mkdir(parents=True)
+    pd.DataFrame([[0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0], [40.0, 1000, 2, 99.0, 99.0, 99.0, 10.0, 1]],
+                 columns=NETWORK_COLUMNS).to_csv(out / "logs" / "network.csv", index=False)
+    r = galasim.train(env="CartPole-v1", agents=2, envs_per_agent=2, frames=4000, out=str(out), progress=False,
+                      tensorboard=False, log_every=0.05)
+    network = pd.read_csv(out / "logs" / "network.csv")
+    assert 99.0 not in network["distance"].tolist() and r.summary["empirical"] < 99.0
+    assert len(network) > 2 and network["total_frames"].is_monotonic_increasing
+    assert_logs_go_on(out, 2)

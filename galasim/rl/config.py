@@ -193,6 +193,12 @@ class TrainConfig:
     def envs_per_learner(self) -> int:
         return self.agents * self.envs_per_agent if self.algo == "a2c" else self.envs_per_agent
 
+    def graph(self):
+        """The gossip graph of ``topology`` over ``agents`` learners (seeded for the random ones)."""
+        from galasim import topology
+
+        return topology.build(self.topology, self.agents, peers=self.peers, seed=self.seed)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["sync_freq"] = "inf" if math.isinf(self.sync_freq) else self.sync_freq

@@ -45,11 +45,13 @@ import torch
 
 from galasim.atomic import atomic_write_text
 from galasim.rl.config import TrainConfig
+from galasim.rl.monitor import NetworkLog, async_bounds, consensus, rows_up_to
 
 STORE_TIMEOUT = 120.0
 FRAMES_KEY = "galasim/frames/{}"  # each rank's frames; GALA ranks stop once they sum to the budget
 STOP_KEY = "galasim/stop"  # GALA: > 0 once a rank was asked to stop (Ctrl-C, kill)
 CLOCK_KEY = "galasim/clock"  # seconds the network log had reached when this launch began
+MONITORS_KEY = "galasim/monitors"  # how many ranks have opened the network log in this launch
 
 
 class RunStopped(KeyboardInterrupt):
@@ -128,7 +130,6 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     from galasim.rl import checkpoint
     from galasim.rl.learner import (TB_KEYS, configure_process, drain_episodes, resolve_device, restore_learner,
                                     train_row)
-    from galasim.rl.train import _graph
 
     rank, world = env["rank"], env["world"]
     stop = StopRequest()  # until the loop starts, Ctrl-C or kill interrupts at once
@@ -144,7 +145,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     inc = membership.wait_for_all(STORE_TIMEOUT)
     gossip = transport = reduce = None
     if cfg.algo == "gala":
-        graph = _graph(cfg)
+        graph = cfg.graph()
         alive = [r for r in range(world) if r not in membership.dead and r not in membership.done]
         peers = None if not membership.restarted else alive
         inner = DistTransport(list(graph.edges), rank, learner.params.numel(), store, inc,
@@ -175,8 +176,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     # makes the same number of updates: its share.
     counters = [FRAMES_KEY.format(r) for r in range(world)]
     total = sum(int(v) for v in store.multi_get(counters))
-    monitor = _NetworkMonitor(out, store, rank, world, learner.params.numel(), resumed=state is not None,
-                              start_frames=total)
+    monitor = _NetworkMonitor(out, store, rank, learner.params.numel(), start_frames=total)
     store.add(STOP_KEY, 0)  # creates the flag, so that every read below finds it
     stopped = announced = False
     solved = learner.solved() if reduce is None else False
@@ -263,69 +263,59 @@ class _NetworkMonitor:
     (appending to its own run folder).
     """
 
-    def __init__(self, run: Path, store, rank: int, world: int, dim: int, resumed: bool, start_frames: int):
-        self.run, self.store, self.rank, self.world, self.dim = run, store, rank, world, dim
-        self.resumed, self.start_frames = resumed, start_frames
-        self.log = self.distance_log = None
-        self.clock = 0.0  # added to the store's clock: a resumed run's time goes on
-        self.empirical = 0.0
-        self.samples = 0  # rows of two or more running ranks: the snapshots that can show a spread
+    def __init__(self, run: Path, store, rank: int, dim: int, start_frames: int):
+        self.run, self.store, self.rank, self.dim, self.start_frames = run, store, rank, dim, start_frames
+        self.log: NetworkLog | None = None
+
+    @property
+    def empirical(self) -> float:
+        return self.log.empirical if self.log is not None else 0.0
+
+    @property
+    def samples(self) -> int:
+        return self.log.samples if self.log is not None else 0
 
     def publish(self, membership) -> None:
-        from galasim.rl.logger import CsvLog
-        from galasim.rl.train import DISTANCE_COLUMNS, NETWORK_COLUMNS, _network_rows, _previous_empirical
-
         running = [r for r in _live(membership) if r not in membership.done]
         if running and running[0] != self.rank:
             return
         stats = [json.loads(self.store.get(f"stats/{r}")) for r in _live(membership)
                  if self.store.check([f"stats/{r}"])]
         total = sum(s["frames"] for s in stats)
-        if self.log is None:  # a resumed monitor drops the rows after the checkpoints' frames
-            keep = _network_rows(self.run, total)[0] if self.resumed else None
-            # The time of the last row the launch began with; the first monitor of the launch sets
-            # it for all (a rank restarted later began with more rows, of this launch).
-            clock = _network_rows(self.run, self.start_frames)[1] if self.resumed else 0.0
-            self.clock = float(self.store.compare_set(CLOCK_KEY, "", repr(clock)))
-            self.log = CsvLog(self.run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=keep)
-            keep = _network_rows(self.run, total, "learner_distance.csv")[0] if self.resumed else None
-            self.distance_log = CsvLog(self.run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS, keep_rows=keep)
-            previous, _, samples = _previous_empirical(self.run)
-            self.empirical, self.samples = max(self.empirical, previous), self.samples + samples
+        if self.log is None:
+            # The launch's first monitor cuts the rows written after the checkpoints (whose training
+            # is redone) and sets the time all monitors of the launch go on from; a rank that takes
+            # over later in the launch appends to the rows of this launch.
+            first = int(self.store.add(MONITORS_KEY, 1)) == 1
+            clock = rows_up_to(self.run, self.start_frames)[1] if first else 0.0
+            clock = float(self.store.compare_set(CLOCK_KEY, "", repr(clock)))
+            self.log = NetworkLog(self.run, self.start_frames if first else None, clock)
         # Ranks that finished keep their last parameters while the others go on: left out.
-        net = _network_snapshot(self.store, running, self.dim)
-        self.empirical = max(self.empirical, net["distance"])
-        self.samples += len(running) >= 2
-        now = self.clock + membership.now()
-        for r, d in net["to_mean"].items():
-            self.distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
-        self.log.write({"time": now, "total_frames": total, "running": len(running),
-                        "distance": net["distance"], "diameter": net["diameter"], "empirical": self.empirical,
-                        "L": max(s["L"] for s in stats), "max_staleness": max(s["max_staleness"] for s in stats)})
+        ranks, published = _published(self.store, running, self.dim)
+        self.log.write(membership.now(), total, ranks, published, running=len(running),
+                       L=max(s["L"] for s in stats), max_staleness=max(s["max_staleness"] for s in stats))
 
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
-            self.distance_log.close()
 
 
-def _network_snapshot(store, ranks: list[int], dim: int) -> dict[str, Any]:
-    """Consensus distance, diameter and each rank's distance to the mean (``to_mean``) of the
-    latest published parameters of ``ranks``."""
-    from galasim.rl.train import consensus, distances_to_mean
-
+def _published(store, ranks: list[int], dim: int) -> tuple[list[int], torch.Tensor]:
+    """Those of ``ranks`` that have published parameters, and their latest ones (a row each)."""
     rows = {}
     for r in ranks:
         if store.check([f"params/{r}"]):
             data = store.get(f"params/{r}")
             if len(data) == 4 * dim:
                 rows[r] = np.frombuffer(data, dtype=np.float32)
-    if len(rows) < 2:
-        return {"distance": 0.0, "diameter": 0.0, "ranks": len(rows), "to_mean": {}}
-    x = torch.tensor(np.stack(list(rows.values())))
-    distance, diameter = consensus(x)
-    return {"distance": distance, "diameter": diameter, "ranks": len(rows),
-            "to_mean": dict(zip(rows, distances_to_mean(x)))}
+    return list(rows), torch.tensor(np.stack(list(rows.values()))) if rows else torch.zeros(0, dim)
+
+
+def _network_snapshot(store, ranks: list[int], dim: int) -> dict[str, Any]:
+    """Consensus distance and diameter of the latest published parameters of ``ranks``."""
+    found, published = _published(store, ranks, dim)
+    distance, diameter = consensus(published) if found else (0.0, 0.0)
+    return {"distance": distance, "diameter": diameter, "ranks": len(found)}
 
 
 def _all_reduce_grads(store, rank: int, world: int):
@@ -387,12 +377,11 @@ def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
         "L": max((p["L"] for p in done), default=0.0),
         "max_staleness": max((p["max_staleness"] for p in done), default=0),
         "faults_log": log, "assumptions_interrupted": lines, "interrupted_time": down,
-        "bound_holds": None,
-        "bound_note": ("not claimed: staleness of a real asynchronous run is counted in each receiver's "
-                       "own iterations, and the parameters are published at different times"
-                       + ("; a failure interrupted the assumptions (see assumptions_interrupted)" if lines else "")),
     })
-    if cfg.algo == "a2c":  # the snapshots are not simultaneous, but the replicas are equal by construction
+    if cfg.algo == "gala":
+        summary.update(async_bounds(cfg.graph(), cfg.lr, summary["L"], summary["max_staleness"], summary["empirical"],
+                                    interrupted=bool(lines)))
+    else:  # the snapshots are not simultaneous, but the replicas are equal by construction
         summary.update({
             "empirical": 0.0, "final_distance": 0.0, "epsilon": 0.0, "bound_holds": True,
             "bound_note": ("synchronous A2C: every rank applies the same all-reduced gradient to the same "

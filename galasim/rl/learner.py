@@ -317,7 +317,6 @@ def _join_membership(rank: int, cfg: TrainConfig, transport: Any, params: torch.
 
     from galasim.gossip.failures import PREFIX, Membership, RepairedTransport
     from galasim.rl.dist_train import STORE_TIMEOUT
-    from galasim.rl.train import _graph
 
     store = dist.TCPStore("127.0.0.1", port, cfg.learners, is_master=False,
                           timeout=datetime.timedelta(seconds=STORE_TIMEOUT))
@@ -330,7 +329,7 @@ def _join_membership(rank: int, cfg: TrainConfig, transport: Any, params: torch.
                 transport.accumulate(e, scratch)
     membership = Membership(store, rank, cfg.learners, cfg.failure_timeout)
     membership.wait_for_all(STORE_TIMEOUT)
-    repaired = RepairedTransport(transport, list(_graph(cfg).edges), membership)
+    repaired = RepairedTransport(transport, list(cfg.graph().edges), membership)
     repaired.bind(params)
     return repaired, membership
 

@@ -35,11 +35,10 @@ from galasim._interrupt import sigterm_as_interrupt
 from galasim.atomic import atomic_write_text
 from galasim.rl import checkpoint, seqlock
 from galasim.rl.config import TrainConfig, make_config
+from galasim.rl.monitor import NetworkLog, async_bound_note, async_bounds, consensus, rows_up_to
 
 # Nominal update bound given to the simulator in --mode sim (see _train_sim).
 SIM_L = 1e6
-NETWORK_COLUMNS = ["time", "total_frames", "running", "distance", "diameter", "empirical", "L", "max_staleness"]
-DISTANCE_COLUMNS = ["time", "total_frames", "learner", "distance"]  # logs/learner_distance.csv
 
 
 @dataclass
@@ -192,7 +191,7 @@ def _plan(cfg: TrainConfig) -> _Plan:
     obs_shape, n_actions, kind = probe.observation_space.shape, probe.action_space.n, probe.spec.kind
     probe.close()
     _, flat = make_model(obs_shape, n_actions, cfg.seed, cfg.hidden)
-    graph = _graph(cfg) if cfg.algo == "gala" else None
+    graph = cfg.graph() if cfg.algo == "gala" else None
     processes = cfg.learners + 1 if cfg.mode == "async" else 1
 
     def check(slots: int) -> None:
@@ -220,7 +219,6 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     import torch.multiprocessing as mp
 
     from galasim.gossip.shm import SharedMemoryTransport
-    from galasim.rl.logger import CsvLog
 
     device, flat, graph = plan.device, plan.flat, plan.graph
     run = Path(cfg.out)
@@ -254,20 +252,8 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 shared["frames"][rank] = shared["checkpointed"][rank] = state["frames"]
                 shared["published"][rank].copy_(state["params"])
         start_frames = int(shared["frames"].sum())
-    kept, clock = _network_rows(run, start_frames) if resume else (None, 0.0)
-    network_log = CsvLog(run / "logs" / "network.csv", NETWORK_COLUMNS, keep_rows=kept)
-    if not resume and network_log.rows:
-        raise ValueError(f"{run}/logs/network.csv already has rows; use another --out")
-    distance_log = CsvLog(run / "logs" / "learner_distance.csv", DISTANCE_COLUMNS,
-                          keep_rows=_network_rows(run, start_frames, "learner_distance.csv")[0] if resume else None)
-    empirical, diameter_max, samples = _previous_empirical(run) if resume else (0.0, 0.0, 0)
-
-    tb = None
-    if cfg.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        tb = SummaryWriter(str(run / "logs" / "tensorboard" / "network"),
-                           purge_step=start_frames if resume else None)
+    # Rows written after the checkpoints (all of an attempt killed before its first) are cut.
+    monitor = NetworkLog(run, start_frames, rows_up_to(run, start_frames)[1], cfg.tensorboard)
     for stale in run.glob("summaries/learner*-*.json"):  # fault events of an earlier attempt
         stale.unlink()
     ctx = mp.get_context("spawn")
@@ -293,28 +279,11 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 # The epsilon-ball is about learners that still iterate: one that has left its loop
                 # keeps its last parameters while the others finish their update, so it is left out.
                 iterating = [r for r in sup.live() if not shared["done"][r]]
-                now = clock + time.perf_counter() - started  # a resumed run's time goes on
                 # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
                 snapshot = seqlock.read(shared["published"], shared["version"], iterating)
-                distance, diameter = consensus(snapshot) if iterating else (0.0, 0.0)
-                to_mean = distances_to_mean(snapshot) if iterating else []
-                for r, d in zip(iterating, to_mean):
-                    distance_log.write({"time": now, "total_frames": total, "learner": r, "distance": d})
-                    if tb is not None:
-                        tb.add_scalar(f"distance_to_mean/learner{r}", d, total)
-                empirical = max(empirical, distance)
-                diameter_max = max(diameter_max, diameter)
-                # running: iterating learners past their first update
-                running = int((shared["frames"][iterating] > 0).sum())
-                samples += running >= 2
-                network_log.write({"time": now, "total_frames": total,
-                                   "running": running,
-                                   "distance": distance, "diameter": diameter, "empirical": empirical,
-                                   "L": float(shared["L"].max()),
-                                   "max_staleness": int(shared["staleness"].max())})
-                if tb is not None:
-                    tb.add_scalar("network/consensus_distance", distance, total)
-                    tb.add_scalar("network/diameter", diameter, total)
+                monitor.write(time.perf_counter() - started, total, iterating, snapshot,
+                              running=int((shared["frames"][iterating] > 0).sum()),  # past their first update
+                              L=float(shared["L"].max()), max_staleness=int(shared["staleness"].max()))
                 next_row = time.perf_counter() + cfg.log_every
         if shared["stop"][0]:  # a learner was sent SIGTERM: the run stops as on Ctrl-C
             raise KeyboardInterrupt
@@ -326,10 +295,7 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
         if bar is not None:
             bar.update(int(shared["frames"].sum()) - last_frames)
             bar.close()
-        network_log.close()
-        distance_log.close()
-        if tb is not None:
-            tb.close()
+        monitor.close()
         if interrupted:
             print(f"galasim train: stopped; continue from the last checkpoints with: "
                   f"galasim train --out {cfg.out} --resume", file=sys.stderr)
@@ -348,13 +314,17 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     summary.update({
         # Without a snapshot of two learners iterating the spread was never seen: not measured, not 0
         # (one learner is its own mean: 0 by construction).
-        "empirical": empirical if samples or n == 1 else None,
-        "empirical_diameter": diameter_max if samples or n == 1 else None,
-        "empirical_samples": samples,
+        "empirical": monitor.empirical if monitor.samples or n == 1 else None,
+        "empirical_diameter": monitor.diameter if monitor.samples or n == 1 else None,
+        "empirical_samples": monitor.samples,
         "final_distance": distance,  # all live learners at the end, early finishers included
         "L": L, "max_staleness": int(max_staleness),
     })
-    summary.update(_async_bounds(cfg, graph, L, int(max_staleness), summary["empirical"]))
+    if graph is None:
+        summary.update({"epsilon": 0.0, "bound_holds": True,
+                        "bound_note": "one learner: every parameter vector is the network mean"})
+    else:
+        summary.update(async_bounds(graph, cfg.lr, L, int(max_staleness), summary["empirical"]))
     if membership is not None:
         summary.update(sup.faults(run, finished))
     return summary, params
@@ -508,7 +478,7 @@ class _Supervisor:
             "learners_failed": {r: why for r, why in sorted(self.reasons.items()) if r not in finished},
             "restarts": {r: k for r, k in enumerate(self.restarts) if k},
             "faults_log": fault_log(events), "assumptions_interrupted": lines, "interrupted_time": down,
-            "bound_note": _async_bounds_note(lines),
+            "bound_note": async_bound_note(interrupted=bool(lines)),
         }
 
 
@@ -522,86 +492,6 @@ def _exit_reason(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
-
-
-def _network_rows(run: Path, frames: int, name: str = "network.csv") -> tuple[int, float]:
-    """Rows of a network log to keep on resume, those up to the checkpoints' total frames, and the
-    time of the last of them, from which a resumed run's rows go on."""
-    import pandas as pd
-
-    file = run / "logs" / name
-    table = pd.read_csv(file) if file.exists() else None
-    if table is None or not len(table):
-        return 0, 0.0
-    kept = table[table["total_frames"] <= frames]
-    return len(kept), float(kept["time"].max()) if len(kept) else 0.0
-
-
-def _previous_empirical(run: Path) -> tuple[float, float, int]:
-    """The largest consensus distance and diameter in the run's ``network.csv`` so far, and the
-    number of its rows that saw two or more learners iterating (the snapshots that can show a
-    spread): a resumed run's summary covers the whole run, not only its last launch."""
-    import pandas as pd
-
-    file = run / "logs" / "network.csv"
-    table = pd.read_csv(file) if file.exists() else None
-    if table is None or not len(table):
-        return 0.0, 0.0, 0
-    return float(table["distance"].max()), float(table["diameter"].max()), int((table["running"] >= 2).sum())
-
-
-def consensus(published: torch.Tensor) -> tuple[float, float]:
-    """``(max_i ||x_i - mean||, max_ij ||x_i - x_j||)`` of the rows (learners' latest parameters).
-
-    Examples
-    --------
-    >>> consensus(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
-    (2.5, 5.0)
-    """
-    x = published.double()
-    distance = max(distances_to_mean(x))
-    diameter = float(torch.cdist(x, x).max()) if len(x) > 1 else 0.0
-    return distance, diameter
-
-
-def distances_to_mean(published: torch.Tensor) -> list[float]:
-    """``||x_i - mean||`` of every row (each learner's distance to the network's mean).
-
-    Examples
-    --------
-    >>> distances_to_mean(torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]]))
-    [5.0, 0.0, 5.0]
-    """
-    x = published.double()
-    return (x - x.mean(0)).norm(dim=1).tolist()
-
-
-def _graph(cfg: TrainConfig):
-    from galasim import topology
-
-    return topology.build(cfg.topology, cfg.agents, peers=cfg.peers, seed=cfg.seed)
-
-
-def _async_bounds(cfg: TrainConfig, graph, L: float, tau: int, empirical: float | None) -> dict[str, Any]:
-    """The closed-form epsilon of the measured L and staleness; not claimed for an async run."""
-    if graph is None:
-        return {"epsilon": 0.0, "bound_holds": True,
-                "bound_note": "one learner: every parameter vector is the network mean"}
-    from galasim.mixing import epsilon_bound
-
-    bound = epsilon_bound(graph, cfg.lr, max(L, 1e-300), tau=tau, data=False)
-    return {
-        "epsilon": bound.epsilon, "log10_epsilon": bound.log10_epsilon,
-        "empirical_within_epsilon": None if empirical is None else bool(empirical <= bound.epsilon),
-        "bound_holds": None, "bound_note": _async_bounds_note([]),
-    }
-
-
-def _async_bounds_note(interrupted: list[str]) -> str:
-    return ("not claimed: the staleness of a real asynchronous run is measured in each receiver's own "
-            "iterations, not in the theorem's global clock, and the monitor's snapshots are not "
-            "simultaneous; --mode sim reports a proven bound"
-            + ("; a failure interrupted the assumptions (see assumptions_interrupted)" if interrupted else ""))
 
 
 def _summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int,
