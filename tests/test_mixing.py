@@ -1,7 +1,6 @@
 """galasim.mixing: closed forms, invariants, sparse vs dense, the ε bound and every bad input."""
 from __future__ import annotations
 
-import doctest
 import math
 import subprocess
 import sys
@@ -533,11 +532,6 @@ def test_wrong_kinds_of_objects_raise_type_errors():
 
 # --------------------------------------------------------------------------------------------------
 # documentation, example, benchmark
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(mixing, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 10 and result.failed == 0
 
 
 def test_every_public_function_is_documented_with_examples():

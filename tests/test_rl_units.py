@@ -238,20 +238,6 @@ def test_nhwc_input_computes_the_same_network():
     assert params.data_ptr() == next(model.parameters()).data_ptr()  # still views of the flat vector
 
 
-@pytest.mark.parametrize("name", [
-    "galasim.gossip.transport", "galasim.gossip.shm", "galasim.gossip.buffer", "galasim.rl.config",
-    "galasim.rl.envs", "galasim.rl.model", "galasim.rl.buffer", "galasim.rl.train", "galasim.rl.optim",
-    "galasim.rl.seqlock", "galasim.rl.allocator",
-])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name),
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
-
-
 def test_learning_curve_plot(tmp_path):
     from galasim.rl.plots import episodes, plot_runs
 
