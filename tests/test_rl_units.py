@@ -1,12 +1,16 @@
 """galasim.rl pieces: targets, config, env ids, model init, checkpoints, CLI errors (fast)."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -142,8 +146,6 @@ def test_the_memory_estimate_counts_every_message_slot_the_repair_can_create(tmp
 def test_an_evaluation_video_appears_only_when_complete(tmp_path):
     from types import SimpleNamespace
 
-    import numpy as np
-
     from galasim.rl.evaluate import _finish_video, _open_video, _video_path
 
     atari = SimpleNamespace(spec=SimpleNamespace(kind="atari"))
@@ -253,6 +255,36 @@ def test_learning_curve_plot(tmp_path):
     assert table["total_frames"].is_monotonic_increasing and len(table) == 300
     assert table["mean100"].iloc[-1] == table["return"].tail(100).mean()
     assert plot_runs({"r": tmp_path / "run"}, tmp_path / "c.png").stat().st_size > 1000
+    # without a consensus distance to show (A2C), one panel: a narrower figure
+    (logs / "network.csv").unlink()
+    import matplotlib.image
+
+    one_panel = matplotlib.image.imread(plot_runs({"r": tmp_path / "run"}, tmp_path / "a2c.png"))
+    assert one_panel.shape[1] < 0.7 * matplotlib.image.imread(tmp_path / "c.png").shape[1]
+
+
+def test_plot_command_scores_agree_with_the_runs_summaries(tmp_path):
+    """``galasim plot`` on two committed Pong runs: its table against each run's summary.json
+    (written by the training code) and against a brute-force window of the episode logs."""
+    docs = Path(__file__).resolve().parents[1] / "docs" / "runs"
+    proc = _cli("plot", str(docs / "pong_a2c1x8"), f"GALA 4x2={docs / 'pong_gala4x2'}",
+                "--out", str(tmp_path / "c.png"), "--csv", str(tmp_path / "s.csv"))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "s.csv").set_index("run")
+    assert list(table.index) == ["pong_a2c1x8", "GALA 4x2"] and (tmp_path / "c.png").stat().st_size > 1000
+    for label, run in (("pong_a2c1x8", "pong_a2c1x8"), ("GALA 4x2", "pong_gala4x2")):
+        summary = json.loads((docs / run / "summary.json").read_text())
+        assert table.loc[label, "mean_last_100"] == pytest.approx(summary["mean_return_last_100"], abs=1e-9)
+        games = pd.concat([pd.read_csv(f) for f in sorted((docs / run / "logs").glob("learner*_episodes.csv"))])
+        returns = games.sort_values("total_frames", kind="stable")["return"].to_numpy(float)
+        windows = np.convolve(returns, np.ones(100), "valid") / 100
+        assert table.loc[label, "games"] == len(returns)
+        assert table.loc[label, "best_mean_100"] == pytest.approx(windows.max(), abs=1e-9)
+    # bad input: one line, exit status 2
+    for args, message in ((["plot", str(tmp_path)], "is not a galasim train run folder"),
+                          (["plot", str(docs / "pong_a2c1x8"), str(docs / "pong_a2c1x8")], "two runs are labelled")):
+        proc = _cli(*args)
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
 
 
 def test_bench_dist_quick_table():

@@ -13,10 +13,10 @@ import errno
 import os
 import sys
 
-from galasim.cli import bench_cmd, check_cmd, evaluate_cmd, mixing_cmd, sweep_cmd, train_cmd
+from galasim.cli import bench_cmd, check_cmd, evaluate_cmd, mixing_cmd, plot_cmd, sweep_cmd, train_cmd
 from galasim.cli.output import EXIT_STATUS, FAILURE, INTERRUPTED, USAGE
 
-COMMANDS = (mixing_cmd, sweep_cmd, check_cmd, bench_cmd, train_cmd, evaluate_cmd)
+COMMANDS = (mixing_cmd, sweep_cmd, check_cmd, bench_cmd, train_cmd, evaluate_cmd, plot_cmd)
 
 # What to do about the OS errors a user can fix.
 _OS_ADVICE = {
