@@ -190,7 +190,8 @@ def test_a_resumed_network_log_cuts_the_rows_after_the_checkpoints_and_goes_on(t
     network = pd.read_csv(tmp_path / "logs" / "network.csv")
     assert network["time"].tolist() == [1.0, 2.0, 2.5] and network["total_frames"].tolist() == [100, 200, 260]
     # two learners 1 apart: each 0.5 from their mean; the run's largest distance is still 0.5, its diameter 1.5
-    assert network.iloc[-1][["distance", "diameter", "empirical", "L", "max_staleness"]].tolist() == [0.5, 1.0, 0.5, 12.0, 3]
+    last = network.iloc[-1]
+    assert last[["distance", "diameter", "empirical", "L", "max_staleness"]].tolist() == [0.5, 1.0, 0.5, 12.0, 3]
     distances = pd.read_csv(tmp_path / "logs" / "learner_distance.csv")
     assert distances.values.tolist() == [[2.0, 200, 0, 0.3], [2.5, 260, 0, 0.5], [2.5, 260, 1, 0.5]]
 

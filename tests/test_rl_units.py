@@ -267,11 +267,15 @@ def test_plot_command_scores_agree_with_the_runs_summaries(tmp_path):
     """``galasim plot`` on two committed Pong runs: its table against each run's summary.json
     (written by the training code) and against a brute-force window of the episode logs."""
     docs = Path(__file__).resolve().parents[1] / "docs" / "runs"
-    proc = _cli("plot", str(docs / "pong_a2c1x8"), f"GALA 4x2={docs / 'pong_gala4x2'}",
+    (tmp_path / "started" / "logs").mkdir(parents=True)  # a run that has finished no game yet
+    header = "learner,frames,total_frames,time,return,length\n"
+    (tmp_path / "started" / "logs" / "learner0_episodes.csv").write_text(header)
+    proc = _cli("plot", str(docs / "pong_a2c1x8"), f"GALA 4x2={docs / 'pong_gala4x2'}", str(tmp_path / "started"),
                 "--out", str(tmp_path / "c.png"), "--csv", str(tmp_path / "s.csv"))
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "s.csv").set_index("run")
-    assert list(table.index) == ["pong_a2c1x8", "GALA 4x2"] and (tmp_path / "c.png").stat().st_size > 1000
+    assert list(table.index) == ["pong_a2c1x8", "GALA 4x2", "started"] and (tmp_path / "c.png").stat().st_size > 1000
+    assert table.loc["started", "games"] == 0 and table.loc["started"].drop("games").isna().all()
     for label, run in (("pong_a2c1x8", "pong_a2c1x8"), ("GALA 4x2", "pong_gala4x2")):
         summary = json.loads((docs / run / "summary.json").read_text())
         assert table.loc[label, "mean_last_100"] == pytest.approx(summary["mean_return_last_100"], abs=1e-9)

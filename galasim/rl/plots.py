@@ -23,7 +23,8 @@ def episodes(run_dir: str | Path) -> pd.DataFrame:
 def scores(runs: dict[str, str | Path]) -> pd.DataFrame:
     """One row per run: its games, the frames when the last one ended, the mean true return of the
     last 100 games (``mean_last_100``, as ``summary.json`` reports it) and the best mean of 100
-    consecutive games with the frames where it was reached (NaN before 100 games).
+    consecutive games with the frames where it was reached (NaN before 100 games; a run that has
+    finished no game yet has only its label and 0 games).
 
     Examples
     --------
@@ -36,11 +37,12 @@ def scores(runs: dict[str, str | Path]) -> pd.DataFrame:
         table = episodes(run)
         window = table["return"].rolling(100).mean()  # full windows only: a few lucky games are no best
         best = window.idxmax() if window.notna().any() else None
-        rows.append({"run": label, "games": len(table), "last_game_frames": int(table["total_frames"].iloc[-1]),
-                     "mean_last_100": float(table["mean100"].iloc[-1]),
+        rows.append({"run": label, "games": len(table),
+                     "last_game_frames": int(table["total_frames"].iloc[-1]) if len(table) else None,
+                     "mean_last_100": float(table["mean100"].iloc[-1]) if len(table) else float("nan"),
                      "best_mean_100": float(window[best]) if best is not None else float("nan"),
                      "best_at_frames": int(table["total_frames"][best]) if best is not None else None})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"last_game_frames": "Int64", "best_at_frames": "Int64"})  # may be missing
 
 
 def plot_runs(runs: dict[str, str | Path], out: str | Path) -> Path:
