@@ -29,7 +29,7 @@ def parse_runs(specs: list[str]) -> dict[str, Path]:
     for spec in specs:
         label, folder = ("", spec) if Path(spec).is_dir() or "=" not in spec else spec.split("=", 1)
         folder = Path(folder)
-        label = label or folder.name
+        label = label or folder.resolve().name  # "." names the folder too
         if not any((folder / "logs").glob("learner*_episodes.csv")):
             raise ValueError(f"{str(folder)!r} is not a galasim train run folder (no logs/learner*_episodes.csv)")
         if label in runs:
