@@ -349,7 +349,7 @@ def _any_rank(*flags: bool) -> list[bool]:
 def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     """Merge ``summaries/rank*.json`` into one summary (every rank calls it, under the summaries lock)."""
     from galasim.gossip.failures import fault_log, interruptions
-    from galasim.rl.train import _summary
+    from galasim.rl.train import run_summary
 
     parts = []
     for f in sorted((run / "summaries").glob("rank*.json")):
@@ -363,7 +363,7 @@ def merge_summaries(run: Path, cfg: TrainConfig) -> dict[str, Any]:
     lines, down = interruptions(events, end)
     frames = sum(p["frames"] for p in done)
     wall = max((p["wall_seconds"] for p in done), default=0.0)
-    summary = _summary(cfg, run, wall, frames, frames, logs=cfg.agents)  # every rank's episodes
+    summary = run_summary(cfg, run, wall, frames, frames, logs=cfg.agents)  # every rank's episodes
     network = max((p["network"] for p in done), key=lambda n: n["ranks"], default={"distance": 0.0})
     log = fault_log(events)  # several ranks observe the same death: the first report of each
     summary.update({

@@ -309,8 +309,8 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     states = [checkpoint.load_learner(run, r) for r in range(n) if checkpoint.exists(run, r)]
     L = max(s["learner"]["max_update_norm"] for s in states) / cfg.lr
     max_staleness = max((s["gossip"] or {}).get("max_staleness", 0) for s in states)
-    summary = _summary(cfg, run, wall, int(shared["frames"].sum()) - start_frames,
-                       int(shared["frames"].sum()))
+    summary = run_summary(cfg, run, wall, int(shared["frames"].sum()) - start_frames,
+                          int(shared["frames"].sum()))
     summary.update({
         # Without a snapshot of two learners iterating the spread was never seen: not measured, not 0
         # (one learner is its own mean: 0 by construction).
@@ -494,10 +494,11 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int,
-             logs: int | None = None) -> dict[str, Any]:
-    """The common part of a summary; ``logs``: how many ``learner{r}_episodes.csv`` to read
-    (default: one per learner; ``--mode dist --algo a2c`` has one per rank)."""
+def run_summary(cfg: TrainConfig, run: Path, wall: float, new_frames: int, frames: int,
+                logs: int | None = None) -> dict[str, Any]:
+    """The part of ``summary.json`` common to every mode: the configuration, frames, speed and the
+    network's mean true return of its last 100 games. ``logs``: how many ``learner{r}_episodes.csv``
+    to read (default: one per learner; ``--mode dist --algo a2c`` has one per rank)."""
     import pandas as pd
 
     tables = [pd.read_csv(f) for r in range(cfg.learners if logs is None else logs)
@@ -586,7 +587,7 @@ def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarra
                   "L": np.nan, "max_staleness": np.nan}).to_csv(run / "logs" / "network.csv", index=False)
     s = result.summary
     L = max(max_delta) / cfg.lr  # measured: max ||delta|| / alpha over every update
-    summary = _summary(cfg, run, wall, sum(le.frames for le in learners), sum(le.frames for le in learners))
+    summary = run_summary(cfg, run, wall, sum(le.frames for le in learners), sum(le.frames for le in learners))
     # The simulator ran with a nominal L = SIM_L (so that its A1 check passes: real updates have no
     # known bound in advance); its certificate and epsilon are linear in alpha*L, so they are rescaled
     # to the measured L. The empirical distance is measured directly on the learners' parameters.
