@@ -297,8 +297,10 @@ def test_bench_dist_quick_table():
     table = bench_dist(quick=True, repeats=1).set_index("measure")
     assert list(table.index) == ["async GALA 2x8", "dist GALA 2x8", "gloo exchange (loopback)"]
     assert (table["frames_per_s"].iloc[:2] > 0).all() and table["ratio_vs_async"].iloc[0] == 1.0
-    assert table.loc["gloo exchange (loopback)", "seconds"] > 0  # measured (a figure, never a goal here)
-    assert table.loc["gloo exchange (loopback)", "megabytes"] == 4 * 1000 / 1e6
+    exchange = table.loc["gloo exchange (loopback)"]
+    measured = exchange["seconds"]  # a figure was taken (any positive one: never a speed goal here)
+    assert np.isfinite(measured) and measured > 0
+    assert exchange["megabytes"] == 4 * 1000 / 1e6
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
