@@ -18,7 +18,9 @@ malloc defaults, GALA 4 x 4 end to end with the acting graph kept (``--acting-gr
 ``auto`` replaced below 8 simulators per learner), and the network alone with NCHW convolution
 input, PyTorch's per-tensor RMSprop or glibc's malloc defaults (each network measurement in a
 fresh process, as a learner runs). A2C and Stable-Baselines3's A2C are also measured with two
-torch threads, side by side.
+torch threads, side by side. On Atari, A2C and GALA 2 x 8 are measured with ``--precision
+bf16-mixed`` too (galasim's option: the Nature CNN in bfloat16), with the network alone and the
+efficiency of that A2C against its own bound.
 """
 from __future__ import annotations
 
@@ -44,12 +46,15 @@ CONFIGS = (
     {"algo": "a2c", "learners": 1, "malloc": "glibc"}, {"algo": "gala", "learners": 4, "acting_graph": "keep"},
     {"algo": "a2c", "learners": 1, "threads": 2},
 )
+# With image observations only (the Nature CNN): --precision bf16-mixed, A2C and GALA 2 x 8.
+BF16 = {"precision": "bf16-mixed"}
+PIXEL_CONFIGS = ({"algo": "a2c", "learners": 1, **BF16}, {"algo": "gala", "learners": 2, **BF16})
 
 
 def _label(config: dict, total_envs: int) -> str:
     learners = config["learners"]
     notes = {"malloc": {"glibc": ", glibc malloc"}, "acting_graph": {"keep": ", acting graph kept"},
-             "threads": {2: ", 2 threads"}}
+             "threads": {2: ", 2 threads"}, "precision": {"bf16-mixed": ", bf16-mixed"}}
     return (f"{'A2C' if config['algo'] == 'a2c' else 'GALA'} {learners}x{total_envs // learners}"
             + "".join(notes[key][config[key]] for key in notes if key in config))
 
@@ -70,7 +75,7 @@ def _malloc(kind: str):
 
 
 def _one_run(env: str, algo: str, learners: int, total_envs: int, frames: int, seed: int,
-             acting_graph: str = "auto", threads: int = 1) -> dict:
+             acting_graph: str = "auto", threads: int = 1, precision: str = "fp32") -> dict:
     from galasim.rl.train import train
 
     if algo == "gala":
@@ -80,7 +85,8 @@ def _one_run(env: str, algo: str, learners: int, total_envs: int, frames: int, s
     with tempfile.TemporaryDirectory() as out:
         r = train(env=env, algo=algo, frames=frames, out=out, progress=False, tensorboard=False,
                   sync_freq="inf" if algo == "gala" else 4, seed=seed, log_every=0.5,
-                  checkpoint_every=10 * frames, acting_graph=acting_graph, threads=threads, **shape)
+                  checkpoint_every=10 * frames, acting_graph=acting_graph, threads=threads,
+                  precision=precision, **shape)
         net = pd.read_csv(Path(out) / "logs" / "network.csv")
         rows = [pd.read_csv(Path(out) / "logs" / f"learner{rank}_train.csv").iloc[-1]
                 for rank in range(r.summary["learners"])]
@@ -123,8 +129,9 @@ def _env_alone(env: str, num_envs: int, steps: int) -> float:
 
 # The network alone as galasim runs it, and each former implementation it is measured against:
 # the convolutions' NCHW input (before NHWC), PyTorch's per-tensor RMSprop (before FlatRMSprop)
-# and glibc's malloc defaults (before galasim/rl/allocator.py).
+# and glibc's malloc defaults (before galasim/rl/allocator.py); on Atari also --precision bf16-mixed.
 NETWORK_VARIANTS = ("galasim", "nchw", "torch_rmsprop", "glibc_malloc")
+PIXEL_VARIANTS = ("bf16_mixed",)
 
 
 def _network_alone_in_new_process(env: str, num_envs: int, updates: int, variant: str) -> float:
@@ -144,7 +151,8 @@ def _network_alone(env: str, num_envs: int, updates: int, variant: str = "galasi
     from galasim.rl.learner import Learner, configure_process
 
     configure_process(1)
-    cfg = TrainConfig(env=env, algo="a2c", agents=1, envs_per_agent=num_envs, out="unused")
+    cfg = TrainConfig(env=env, algo="a2c", agents=1, envs_per_agent=num_envs, out="unused",
+                      precision="bf16-mixed" if variant == "bf16_mixed" else "fp32")
     learner = Learner(cfg, 0, torch.device("cpu"), num_envs)
     learner.model.channels_last = variant != "nchw"
     if variant == "torch_rmsprop":
@@ -256,26 +264,29 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
     -------
     pandas.DataFrame
         One row per configuration: ``config``, ``frames_per_s``, ``steps_per_s`` (medians),
-        ``ratio_vs_a2c``, the time shares and, on the A2C row, ``env_alone``, ``net_alone``,
-        ``net_alone_nchw``, ``net_alone_torch_rmsprop`` and ``net_alone_glibc_malloc`` (the network
-        with the NCHW convolution input, PyTorch's per-tensor RMSprop or glibc's malloc defaults:
-        what galasim used before NHWC, ``FlatRMSprop`` and ``galasim.rl.allocator``), ``bound``
-        (agent steps/s), ``efficiency`` and ``runs_efficiency`` (A2C's rate over the bound within
-        each repeat, and their median: the bound and the medians of the table are not paired);
-        the last two rows measure Stable-Baselines3's A2C
-        on the same environment with one and two torch threads (NaN without the optional
-        ``stable-baselines3``).
+        ``ratio_vs_a2c``, ``ratio_vs_sb3`` (against SB3's A2C with one thread), the time shares and,
+        on the A2C rows of each precision, ``env_alone``, ``net_alone`` (that precision's network),
+        ``bound`` (agent steps/s), ``efficiency`` and ``runs_efficiency`` (A2C's rate over the bound
+        within each repeat, and their median: the bound and the medians of the table are not
+        paired); on the first A2C row also ``net_alone_nchw``, ``net_alone_torch_rmsprop`` and
+        ``net_alone_glibc_malloc`` (the network with the NCHW convolution input, PyTorch's
+        per-tensor RMSprop or glibc's malloc defaults: what galasim used before NHWC,
+        ``FlatRMSprop`` and ``galasim.rl.allocator``). The last two rows measure
+        Stable-Baselines3's A2C on the same environment with one and two torch threads (NaN
+        without the optional ``stable-baselines3``).
     """
     frames = frames or (2000 if quick else 60_000)
-    runs = {_label(config, total_envs): [] for config in CONFIGS}
-    env_rates, net_rates = [], {variant: [] for variant in NETWORK_VARIANTS}
+    pixels = _is_atari(env)
+    configs = CONFIGS + (PIXEL_CONFIGS if pixels else ())
+    runs = {_label(config, total_envs): [] for config in configs}
+    env_rates, net_rates = [], {variant: [] for variant in NETWORK_VARIANTS + (PIXEL_VARIANTS if pixels else ())}
     sb3_runs = {threads: [] for threads in (1, 2)}
     # Each repeat measures everything once, interleaved, so that all see the same machine; A2C's
     # efficiency is then taken within each repeat, against that repeat's bound: the environment-alone
     # rate moves between repeats, and pairing keeps that drift out of the ratio.
     for seed in range(repeats):
-        for config in CONFIGS:
-            options = {k: v for k, v in config.items() if k in ("acting_graph", "threads")}
+        for config in configs:
+            options = {k: v for k, v in config.items() if k in ("acting_graph", "threads", "precision")}
             with _malloc(config.get("malloc", "galasim")):
                 runs[_label(config, total_envs)].append(
                     _one_run(env, config["algo"], config["learners"], total_envs, frames, seed, **options))
@@ -293,14 +304,21 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
         rows.append(row)
     table = pd.DataFrame(rows)
     table["ratio_vs_a2c"] = table["steps_per_s"] / table["steps_per_s"].iloc[0]
-    bounds, efficiencies = paired_efficiency([r["steps_per_s"] for r in runs[_label(CONFIGS[0], total_envs)]],
-                                             env_rates, net_rates["galasim"])
-    a2c_only = {"env_alone": statistics.median(env_rates), "net_alone": statistics.median(net_rates["galasim"]),
-                **{f"net_alone_{v}": statistics.median(net_rates[v]) for v in NETWORK_VARIANTS[1:]},
+
+    def against_bound(config: dict, variant: str) -> dict:
+        """An A2C row's serial bound and efficiency, against the network alone of its own precision."""
+        measured = [r["steps_per_s"] for r in runs[_label(config, total_envs)]]
+        bounds, efficiencies = paired_efficiency(measured, env_rates, net_rates[variant])
+        return {"env_alone": statistics.median(env_rates), "net_alone": statistics.median(net_rates[variant]),
                 "bound": statistics.median(bounds), "efficiency": statistics.median(efficiencies),
                 "runs_efficiency": " ".join(f"{e:.3f}" for e in efficiencies)}
-    for column, value in a2c_only.items():
-        table[column] = [value] + [math.nan if isinstance(value, float) else ""] * (len(table) - 1)
+
+    extra = {_label(CONFIGS[0], total_envs): {
+        **against_bound(CONFIGS[0], "galasim"),
+        **{f"net_alone_{v}": statistics.median(net_rates[v]) for v in NETWORK_VARIANTS[1:]}}}
+    if pixels:
+        extra[_label(PIXEL_CONFIGS[0], total_envs)] = against_bound(PIXEL_CONFIGS[0], "bf16_mixed")
+    table = table.join(pd.DataFrame.from_dict(extra, orient="index"), on="config")
     sb3 = []
     for threads, measured in sb3_runs.items():
         rate = statistics.median(measured)
@@ -308,4 +326,6 @@ def bench_train(quick: bool = False, repeats: int = 3, env: str = "PongNoFramesk
                     "steps_per_s": rate, "frames_per_s": rate * (4 if _is_atari(env) else 1),
                     "ratio_vs_a2c": rate / table["steps_per_s"].iloc[0],
                     "runs_steps_per_s": " ".join(f"{r:.0f}" for r in measured)})
-    return pd.concat([table, pd.DataFrame(sb3)], ignore_index=True)
+    table = pd.concat([table, pd.DataFrame(sb3)], ignore_index=True)
+    table["ratio_vs_sb3"] = table["steps_per_s"] / sb3[0]["steps_per_s"]  # SB3 with one thread
+    return table

@@ -211,6 +211,15 @@ def test_bench_train_quick_table():
     assert len(efficiencies) == 1 and table["efficiency"].iloc[0] == pytest.approx(efficiencies[0], abs=5e-4)
     assert table["efficiency"].iloc[0] == pytest.approx(table["steps_per_s"].iloc[0] / table["bound"].iloc[0])
     assert all(table[f"net_alone_{v}"].iloc[0] > 0 for v in ("nchw", "torch_rmsprop", "glibc_malloc"))
+    assert "ratio_vs_sb3" in table.columns  # NaN without the optional stable-baselines3
+
+
+def test_bench_train_adds_bf16_mixed_on_atari():
+    # CartPole's MLP has no bfloat16 option, so the quick table above cannot show these rows.
+    from galasim.bench_train import PIXEL_CONFIGS, _label, _network_alone
+
+    assert [_label(c, 16) for c in PIXEL_CONFIGS] == ["A2C 1x16, bf16-mixed", "GALA 2x8, bf16-mixed"]
+    assert _network_alone("PongNoFrameskip-v4", 2, 1, "bf16_mixed") > 0
 
 
 def test_paired_efficiency_closed_form():
@@ -238,6 +247,42 @@ def test_nhwc_input_computes_the_same_network():
     assert torch.allclose(l1, l2, atol=1e-5) and torch.allclose(v1, v2, atol=1e-5)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(g1, g2))
     assert params.data_ptr() == next(model.parameters()).data_ptr()  # still views of the flat vector
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bf16_mixed_trunk_agrees_with_float32_to_bfloat16_rounding(seed):
+    # The same float32 parameters; the trunk computes in bfloat16 (seen by a hook), the heads and
+    # every output and gradient are float32, and they agree with the float32 network to within
+    # bfloat16's rounding (8 significant bits: relative steps of 2**-8 = 0.4% per operation).
+    torch.manual_seed(seed)
+    obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
+    results = []
+    for precision in ("fp32", "bf16-mixed"):
+        model, params = make_model((4, 84, 84), 6, seed=seed, precision=precision)
+        trunk_dtypes = []
+        model.trunk[0].register_forward_hook(lambda module, args, out: trunk_dtypes.append(out.dtype))
+        logits, value = model(obs)
+        loss = -torch.log_softmax(logits, -1)[:, 0].mean() + value.pow(2).mean()
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        assert logits.dtype == value.dtype == grads.dtype == params.dtype == torch.float32
+        assert trunk_dtypes == [torch.float32 if precision == "fp32" else torch.bfloat16]
+        results.append((logits.detach(), value.detach(), grads, params))
+    (l32, v32, g32, p32), (l16, v16, g16, p16) = results
+    assert torch.equal(p32, p16)  # identical initialisation whatever the precision
+
+    def rel(a, b):
+        return float((a - b).norm() / b.norm())
+
+    assert not torch.equal(l16, l32)  # bfloat16 arithmetic did happen
+    assert rel(l16, l32) < 0.03 and rel(v16, v32) < 0.05 and rel(g16, g32) < 0.08
+
+
+def test_bf16_mixed_is_refused_for_vector_observations():
+    with pytest.raises(ValueError, match="applies to the Nature CNN"):
+        make_model((4,), 2, seed=0, precision="bf16-mixed")
+    with pytest.raises(ValueError, match="unknown precision 'bf16'; allowed: fp32, bf16-mixed"):
+        TrainConfig(precision="bf16")
 
 
 def test_learning_curve_plot(tmp_path):

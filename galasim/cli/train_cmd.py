@@ -69,6 +69,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--acting-graph", choices=("auto", "keep", "recompute"),
                    help="keep the acting forwards' graph for the update, or recompute it in one forward; "
                         "auto: keep from 8 simulators per learner up [auto]")
+    p.add_argument("--precision", choices=("fp32", "bf16-mixed"),
+                   help="bf16-mixed: the Nature CNN computes in bfloat16 (parameters, optimizer and gossip stay "
+                        "float32); faster where the CPU has native bfloat16 or on a GPU [fp32]")
     p.add_argument("--seed", type=int, help="controls everything [0]")
     p.add_argument("--lr", type=float, help="RMSprop learning rate [7e-4]")
     p.add_argument("--rmsprop", choices=("torch", "tf"),
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "env": args.env, "algo": args.algo, "agents": args.agents, "envs_per_agent": args.envs_per_agent,
         "topology": args.topology, "peers": args.peers, "sync_freq": args.sync_freq, "resend": args.resend,
         "frames": args.frames, "mode": args.mode, "compute": args.compute, "delays": args.delays,
-        "device": args.device, "acting_graph": args.acting_graph, "threads": args.threads,
+        "device": args.device, "acting_graph": args.acting_graph, "precision": args.precision, "threads": args.threads,
         "failure_timeout": args.failure_timeout,
         "restart_failed": args.restart_failed, "seed": args.seed, "lr": args.lr, "rmsprop": args.rmsprop,
         "ent_coef": args.ent_coef, "n_steps": args.n_steps, "gae": args.gae, "lr_decay": args.lr_decay,

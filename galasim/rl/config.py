@@ -19,6 +19,7 @@ ALGOS = ("gala", "a2c")
 DEVICES = ("auto", "cpu", "cuda")
 ACTING_GRAPHS = ("auto", "keep", "recompute")
 RMSPROPS = ("torch", "tf")
+PRECISIONS = ("fp32", "bf16-mixed")
 MAX_FRAMES = 10**12          # a larger budget is a typo (116 days at 100,000 frames/s)
 MAX_ENVS_PER_LEARNER = 1024  # a larger request is a typo, and would take minutes just to create
 MAX_THREADS = 256  # torch threads per learner process: more is a typo
@@ -87,6 +88,12 @@ class TrainConfig:
     whole rollout (one batched backward); ``auto``: keep with 8 or more simulators per learner,
     recompute below (the faster one on CPU, measured in docs/benchmarks.md). The same update either
     way, up to rounding."""
+
+    precision: str = "fp32"
+    """``bf16-mixed``: the Nature CNN trunk (convolutions and the 512-unit layer) computes in
+    bfloat16, forward and backward, under ``torch.autocast``; parameters, gradients, the heads, the
+    losses, RMSprop and gossip stay float32. Faster on CPUs with native bfloat16 (AVX512-BF16 or
+    AMX) and on GPUs; not the reference code's arithmetic (galasim's option). Image observations only."""
 
     lr: float = 7e-4
     """RMSprop learning rate."""
@@ -167,7 +174,8 @@ class TrainConfig:
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         for name, allowed in (("mode", MODES), ("algo", ALGOS), ("device", DEVICES),
-                              ("acting_graph", ACTING_GRAPHS), ("rmsprop", RMSPROPS)):
+                              ("acting_graph", ACTING_GRAPHS), ("rmsprop", RMSPROPS),
+                              ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         if self.threads > MAX_THREADS:

@@ -70,7 +70,8 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
     state = checkpoint.load_learner(run_dir, learner)
     num_envs = min(episodes, 8)
     envs = VecEnv(cfg.env, num_envs, seed, cfg.sticky_actions, max_episode_frames=cfg.max_episode_frames)
-    model, params = make_model(envs.observation_space.shape, envs.action_space.n, cfg.seed, cfg.hidden)
+    model, params = make_model(envs.observation_space.shape, envs.action_space.n, cfg.seed, cfg.hidden,
+                               precision=cfg.precision)
     with torch.no_grad():
         params.copy_(state["learner"]["params"])
     generator = torch.Generator().manual_seed(seed)

@@ -110,7 +110,7 @@ class Learner:
         self.clip = cfg.clip_rewards and self.envs.spec.kind == "atari"
         # Identical initialisation: the network depends on the run seed only, never on the rank.
         self.model, self.params = make_model(self.envs.observation_space.shape, self.envs.action_space.n,
-                                             cfg.seed, cfg.hidden, device)
+                                             cfg.seed, cfg.hidden, device, cfg.precision)
         # RMSprop (PyTorch's, or TensorFlow's with --rmsprop tf) stepped on flat vectors (galasim/rl/optim.py)
         self.optimizer = FlatRMSprop(self.model.parameters(), self.params, lr=cfg.lr, eps=cfg.rms_eps,
                                      alpha=cfg.rms_alpha, tf_like=cfg.rmsprop == "tf")

@@ -32,12 +32,21 @@ class ActorCritic(nn.Module):
         Number of discrete actions.
     hidden : int
         MLP width.
+    precision : {"fp32", "bf16-mixed"}
+        ``bf16-mixed`` runs the Nature CNN trunk in bfloat16 under ``torch.autocast``; the heads and
+        everything after them stay float32 (``TrainConfig.precision``).
     """
 
-    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, hidden: int = 64):
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, hidden: int = 64, precision: str = "fp32"):
         super().__init__()
         relu = math.sqrt(2)
         self.pixels = len(obs_shape) == 3
+        if precision not in ("fp32", "bf16-mixed"):
+            raise ValueError(f"unknown precision {precision!r}; allowed: fp32, bf16-mixed")
+        if precision != "fp32" and not self.pixels:
+            raise ValueError(f"precision {precision!r} applies to the Nature CNN (image observations); "
+                             f"observations of shape {tuple(obs_shape)} use the MLP: use fp32")
+        self.bf16 = precision == "bf16-mixed"
         self.channels_last = True  # NHWC input on CPU (the benchmark turns it off for its baseline)
         if self.pixels:
             c, h, w = obs_shape
@@ -77,14 +86,27 @@ class ActorCritic(nn.Module):
                 # rollout's forwards plus the update take ~13% less (Nature CNN, one thread;
                 # docs/benchmarks.md). The weights keep their layout: views of the flat vector.
                 x = x.contiguous(memory_format=torch.channels_last)
-            z = self.trunk(x)
+            # bf16-mixed: the trunk holds nearly all the arithmetic; the heads stay float32, so
+            # the logits that sample actions and the value in the loss keep float32's precision.
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                z = self.trunk(x)
+            z = z.float()
             return self.policy(z), self.value(z).squeeze(-1)
         x = obs.float()
         return self.policy(x), self.value(x).squeeze(-1)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively; elsewhere ``bf16-mixed`` is emulated and slower
+    than float32. CPUs: AVX512-BF16 or AMX (oneDNN's bfloat16 kernels); GPUs: as torch reports."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+                or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
 def make_model(obs_shape: tuple[int, ...], n_actions: int, seed: int, hidden: int = 64,
-               device: str | torch.device = "cpu") -> tuple[ActorCritic, torch.Tensor]:
+               device: str | torch.device = "cpu", precision: str = "fp32") -> tuple[ActorCritic, torch.Tensor]:
     """Build the network from ``seed`` alone and return it with its flat parameter vector.
 
     Examples
@@ -95,7 +117,7 @@ def make_model(obs_shape: tuple[int, ...], n_actions: int, seed: int, hidden: in
     """
     with torch.random.fork_rng(devices=[]):  # do not disturb the caller's global RNG state
         torch.manual_seed(seed)
-        model = ActorCritic(tuple(obs_shape), int(n_actions), hidden)
+        model = ActorCritic(tuple(obs_shape), int(n_actions), hidden, precision)
     model.to(device)
     return model, flatten_(model)
 

@@ -184,13 +184,16 @@ def _plan(cfg: TrainConfig) -> _Plan:
     from galasim._validation import check_memory
     from galasim.rl.envs import VecEnv
     from galasim.rl.learner import resolve_device
-    from galasim.rl.model import make_model
+    from galasim.rl.model import make_model, native_bf16
 
     device = resolve_device(cfg.device)
+    if cfg.precision == "bf16-mixed" and not native_bf16(device):
+        print(f"galasim train: warning: this {device.type.upper()} has no native bfloat16, so --precision "
+              "bf16-mixed is emulated and slower than fp32", file=sys.stderr)
     probe = VecEnv(cfg.env, 1, 0)  # also the early "unknown environment" error
     obs_shape, n_actions, kind = probe.observation_space.shape, probe.action_space.n, probe.spec.kind
     probe.close()
-    _, flat = make_model(obs_shape, n_actions, cfg.seed, cfg.hidden)
+    _, flat = make_model(obs_shape, n_actions, cfg.seed, cfg.hidden, precision=cfg.precision)
     graph = cfg.graph() if cfg.algo == "gala" else None
     processes = cfg.learners + 1 if cfg.mode == "async" else 1
 
