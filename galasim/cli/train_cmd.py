@@ -71,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "auto: keep from 8 simulators per learner up [auto]")
     p.add_argument("--precision", choices=("fp32", "bf16-mixed"),
                    help="bf16-mixed: the Nature CNN computes in bfloat16 (parameters, optimizer and gossip stay "
-                        "float32); faster where the CPU has native bfloat16 or on a GPU [fp32]")
+                        "float32); faster on a CPU with native bfloat16 (AVX512-BF16, AMX) [fp32]")
     p.add_argument("--seed", type=int, help="controls everything [0]")
     p.add_argument("--lr", type=float, help="RMSprop learning rate [7e-4]")
     p.add_argument("--rmsprop", choices=("torch", "tf"),

@@ -93,7 +93,8 @@ class TrainConfig:
     """``bf16-mixed``: the Nature CNN trunk (convolutions and the 512-unit layer) computes in
     bfloat16, forward and backward, under ``torch.autocast``; parameters, gradients, the heads, the
     losses, RMSprop and gossip stay float32. Faster on CPUs with native bfloat16 (AVX512-BF16 or
-    AMX) and on GPUs; not the reference code's arithmetic (galasim's option). Image observations only."""
+    AMX: docs/benchmarks.md; not measured on a GPU); not the reference code's arithmetic (galasim's
+    option). Image observations only."""
 
     lr: float = 7e-4
     """RMSprop learning rate."""
