@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from galasim.rl.config import PRECISIONS
+
 
 def _init(layer: nn.Module, gain: float) -> nn.Module:
     # Orthogonal weights and zero biases, the A2C standard (baselines, SB3, CleanRL).
@@ -41,8 +43,8 @@ class ActorCritic(nn.Module):
         super().__init__()
         relu = math.sqrt(2)
         self.pixels = len(obs_shape) == 3
-        if precision not in ("fp32", "bf16-mixed"):
-            raise ValueError(f"unknown precision {precision!r}; allowed: fp32, bf16-mixed")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
         if precision != "fp32" and not self.pixels:
             raise ValueError(f"precision {precision!r} applies to the Nature CNN (image observations); "
                              f"observations of shape {tuple(obs_shape)} use the MLP: use fp32")
