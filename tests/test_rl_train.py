@@ -61,6 +61,16 @@ def test_sim_mode_is_bit_reproducible(tmp_path):
         assert (tmp_path / name / "checkpoints" / "learner2.pt").exists()
 
 
+def test_sim_mode_is_bit_reproducible_with_the_nature_cnn_in_bf16_mixed(tmp_path):
+    # bfloat16 convolutions on the CPU are deterministic too: the same seed, the same parameters.
+    runs = [galasim.train(env="pong", agents=2, envs_per_agent=1, frames=3000, mode="sim", precision="bf16-mixed",
+                          out=str(tmp_path / name), progress=False, tensorboard=False) for name in ("a", "b")]
+    assert np.array_equal(runs[0].params, runs[1].params)
+    fp32 = galasim.train(env="pong", agents=2, envs_per_agent=1, frames=3000, mode="sim",
+                         out=str(tmp_path / "fp32"), progress=False, tensorboard=False)
+    assert not np.array_equal(runs[0].params, fp32.params)  # bfloat16 did change the arithmetic
+
+
 def test_a2c_baseline_one_learner(tmp_path):
     r = galasim.train(env="CartPole-v1", algo="a2c", agents=2, envs_per_agent=2, frames=2000,
                       out=str(tmp_path / "a2c"), progress=False, tensorboard=True)
