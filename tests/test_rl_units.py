@@ -285,6 +285,21 @@ def test_bf16_mixed_is_refused_for_vector_observations():
         TrainConfig(precision="bf16")
 
 
+def test_bf16_mixed_warns_once_where_bfloat16_would_be_emulated(monkeypatch, capsys):
+    import galasim.rl.model as model
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(model, "native_bf16", lambda device: False)
+    model.warn_if_emulated("bf16-mixed", cpu)
+    model.warn_if_emulated("fp32", cpu)  # float32 never warns
+    assert capsys.readouterr().err.splitlines() == [
+        "galasim train: warning: this CPU has no native bfloat16, so --precision bf16-mixed is emulated "
+        "and slower than fp32"]
+    monkeypatch.setattr(model, "native_bf16", lambda device: True)
+    model.warn_if_emulated("bf16-mixed", cpu)
+    assert capsys.readouterr().err == ""
+
+
 def test_learning_curve_plot(tmp_path):
     from galasim.rl.plots import episodes, plot_runs
 

@@ -130,6 +130,7 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     from galasim.rl import checkpoint
     from galasim.rl.learner import (TB_KEYS, configure_process, drain_episodes, resolve_device, restore_learner,
                                     train_row)
+    from galasim.rl.model import warn_if_emulated
 
     rank, world = env["rank"], env["world"]
     stop = StopRequest()  # until the loop starts, Ctrl-C or kill interrupts at once
@@ -137,6 +138,8 @@ def _rank_loop(cfg: TrainConfig, env: dict[str, Any], store) -> tuple[dict[str, 
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    if rank == 0:  # once per run, as --mode async and sim warn in train._plan
+        warn_if_emulated(cfg.precision, device)
     out = Path(cfg.out)
     learner, logger, state = restore_learner(cfg, rank, device, cfg.envs_per_agent)
     store.set(FRAMES_KEY.format(rank), str(learner.frames))  # before this rank counts as started

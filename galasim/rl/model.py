@@ -8,6 +8,7 @@ in-place tensor operation and a message is one contiguous copy.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import torch
@@ -105,6 +106,14 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
                 or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def warn_if_emulated(precision: str, device: torch.device) -> None:
+    """One warning line on stderr when ``precision`` is ``bf16-mixed`` and ``device`` has no native
+    bfloat16 (:func:`native_bf16`): the run would be slower than in fp32."""
+    if precision == "bf16-mixed" and not native_bf16(device):
+        print(f"galasim train: warning: this {device.type.upper()} has no native bfloat16, so --precision "
+              "bf16-mixed is emulated and slower than fp32", file=sys.stderr)
 
 
 def make_model(obs_shape: tuple[int, ...], n_actions: int, seed: int, hidden: int = 64,

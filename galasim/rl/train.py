@@ -184,12 +184,10 @@ def _plan(cfg: TrainConfig) -> _Plan:
     from galasim._validation import check_memory
     from galasim.rl.envs import VecEnv
     from galasim.rl.learner import resolve_device
-    from galasim.rl.model import make_model, native_bf16
+    from galasim.rl.model import make_model, warn_if_emulated
 
     device = resolve_device(cfg.device)
-    if cfg.precision == "bf16-mixed" and not native_bf16(device):
-        print(f"galasim train: warning: this {device.type.upper()} has no native bfloat16, so --precision "
-              "bf16-mixed is emulated and slower than fp32", file=sys.stderr)
+    warn_if_emulated(cfg.precision, device)
     probe = VecEnv(cfg.env, 1, 0)  # also the early "unknown environment" error
     obs_shape, n_actions, kind = probe.observation_space.shape, probe.action_space.n, probe.spec.kind
     probe.close()
