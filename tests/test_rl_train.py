@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import galasim
 from galasim.rl import checkpoint
@@ -82,6 +83,32 @@ def test_a2c_baseline_one_learner(tmp_path):
     with pytest.raises(ValueError, match=r"is complete \(2,000 of 2,000 frames\); pass a larger --frames"):
         galasim.train(out=str(tmp_path / "a2c"), resume=True, progress=False)
     assert (tmp_path / "a2c" / "summary.json").read_bytes() == summary
+
+
+def test_evaluate_plays_with_its_own_thread_count_and_restores_the_callers(tmp_path, monkeypatch):
+    from galasim.rl.evaluate import evaluate
+
+    run = tmp_path / "a2c"
+    galasim.train(env="CartPole-v1", algo="a2c", agents=1, envs_per_agent=2, frames=400, out=str(run),
+                  progress=False, tensorboard=False)
+    with pytest.raises(ValueError, match="threads must be an integer in 1..256, got 0"):
+        evaluate(run, episodes=1, threads=0)
+    seen = []  # the thread count of every action drawn while playing
+    multinomial = torch.multinomial
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return multinomial(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "multinomial", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's setting
+    try:
+        result = evaluate(run, episodes=2, threads=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert len(result.returns) == 2 and seen and set(seen) == {1}
 
 
 def test_a_run_shorter_than_the_monitor_interval_reports_no_empirical_distance(tmp_path):

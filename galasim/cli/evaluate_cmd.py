@@ -19,6 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed")
     p.add_argument("--deterministic", action="store_true", help="greedy actions instead of sampling")
     p.add_argument("--video", default=None, help="write the agent's view of one simulator to this .mp4")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (2 collapse ~25x when another process holds a core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     with sigterm_as_interrupt():  # kill, like Ctrl-C, leaves no partial video
         result = evaluate(args.run_dir, args.episodes, args.learner, args.seed, args.video,
-                          args.deterministic, progress=not args.no_progress)
+                          args.deterministic, progress=not args.no_progress, threads=args.threads)
     for k, (ret, length) in enumerate(zip(result.returns, result.lengths)):
         print(f"episode {k}: return {ret:g}  length {length}")
     print(f"mean true return over {len(result.returns)} episodes: {result.mean:.2f} +- {result.std:.2f}")
