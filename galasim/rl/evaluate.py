@@ -56,7 +56,7 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
         Show a progress bar of finished games.
     threads : int
         torch threads while playing (restored afterwards). One, as a learner's default: with two,
-        a Pong evaluation beside a training run on this 2-core machine was 25x slower per step.
+        a Pong evaluation beside a training run on a 2-core machine was 25x slower per step.
     """
     from galasim.rl.envs import VecEnv
     from galasim.rl.model import make_model
