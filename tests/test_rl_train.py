@@ -91,7 +91,7 @@ def test_evaluate_plays_with_its_own_thread_count_and_restores_the_callers(tmp_p
     run = tmp_path / "a2c"
     galasim.train(env="CartPole-v1", algo="a2c", agents=1, envs_per_agent=2, frames=400, out=str(run),
                   progress=False, tensorboard=False)
-    with pytest.raises(ValueError, match="threads must be an integer in 1..256, got 0"):
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to 256, got 0"):
         evaluate(run, episodes=1, threads=0)
     seen = []  # the thread count of every action drawn while playing
     multinomial = torch.multinomial

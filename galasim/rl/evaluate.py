@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from galasim._validation import integer
 from galasim.rl import checkpoint
 from galasim.rl.config import MAX_THREADS, TrainConfig
 
@@ -70,8 +71,7 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
     cfg = TrainConfig.from_dict(json.loads(config.read_text()))
     if not 0 <= learner < cfg.learners:
         raise ValueError(f"learner must be in 0..{cfg.learners - 1}, got {learner}")
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"threads must be an integer in 1..{MAX_THREADS}, got {threads!r}")
+    threads = integer("threads", threads, 1, MAX_THREADS)
     state = checkpoint.load_learner(run_dir, learner)
     num_envs = min(episodes, 8)
     envs = VecEnv(cfg.env, num_envs, seed, cfg.sticky_actions, max_episode_frames=cfg.max_episode_frames)
