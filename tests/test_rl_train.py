@@ -111,6 +111,26 @@ def test_evaluate_plays_with_its_own_thread_count_and_restores_the_callers(tmp_p
     assert len(result.returns) == 2 and seen and set(seen) == {1}
 
 
+def test_evaluate_refuses_bad_counts_in_one_line_and_warns_when_the_step_bound_ends_play(tmp_path, monkeypatch,
+                                                                                       capsys):
+    from galasim.cli import main
+
+    run = tmp_path / "a2c"
+    galasim.train(env="CartPole-v1", algo="a2c", agents=1, envs_per_agent=2, frames=400, out=str(run),
+                  progress=False, tensorboard=False)
+    for flag, value, allowed in (("--episodes", "0", "from 1 to 10000"), ("--episodes", "10001", "from 1 to 10000"),
+                                 ("--learner", "1", "from 0 to 0")):
+        assert main(["evaluate", str(run), flag, value, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"galasim evaluate: error: {flag[2:]} must be an integer {allowed}, got {value}", err
+    # A CartPole game lasts at least 8 steps: 5 agent steps of 2 simulators end none of 3 games.
+    monkeypatch.setattr("galasim.rl.evaluate.MAX_STEPS", 5)
+    assert main(["evaluate", str(run), "--episodes", "3", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "mean true return over 0 episodes: nan" in captured.out
+    assert captured.err.strip() == "galasim evaluate: warning: only 0 of 3 games ended within 5 agent steps"
+
+
 def test_a_run_shorter_than_the_monitor_interval_reports_no_empirical_distance(tmp_path):
     """The learners finish before the network monitor's first snapshot of two of them iterating:
     their spread was never seen, so it is reported as not sampled, not as a distance of 0."""

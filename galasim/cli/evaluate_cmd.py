@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from galasim.cli.output import HelpFormatter
 
@@ -14,8 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog="example:\n  galasim evaluate runs/pong_gala --episodes 10 --video runs/pong.mp4",
         formatter_class=HelpFormatter)
     p.add_argument("run_dir", help="the --out folder of galasim train")
-    p.add_argument("--episodes", type=int, default=10, help="games to play")
-    p.add_argument("--learner", type=int, default=0, help="which learner's parameters")
+    p.add_argument("--episodes", type=int, default=10, help="games to play (1 to 10,000)")
+    p.add_argument("--learner", type=int, default=0, help="which learner's parameters (from 0)")
     p.add_argument("--seed", type=int, default=12345, help="evaluation seed")
     p.add_argument("--deterministic", action="store_true", help="greedy actions instead of sampling")
     p.add_argument("--video", default=None, help="write the agent's view of one simulator to this .mp4")
@@ -27,12 +28,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from galasim._interrupt import sigterm_as_interrupt
-    from galasim.rl.evaluate import evaluate
+    from galasim.rl.evaluate import MAX_STEPS, evaluate
 
     with sigterm_as_interrupt():  # kill, like Ctrl-C, leaves no partial video
         result = evaluate(args.run_dir, args.episodes, args.learner, args.seed, args.video,
-                          args.deterministic, progress=not args.no_progress, threads=args.threads)
+                          args.deterministic, MAX_STEPS, progress=not args.no_progress, threads=args.threads)
     for k, (ret, length) in enumerate(zip(result.returns, result.lengths)):
         print(f"episode {k}: return {ret:g}  length {length}")
     print(f"mean true return over {len(result.returns)} episodes: {result.mean:.2f} +- {result.std:.2f}")
+    if len(result.returns) < args.episodes:  # the agent-step safety bound ended the play
+        print(f"galasim evaluate: warning: only {len(result.returns)} of {args.episodes} games ended "
+              f"within {MAX_STEPS:,} agent steps", file=sys.stderr)
     return 0

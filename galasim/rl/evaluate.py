@@ -15,6 +15,9 @@ from galasim._validation import integer
 from galasim.rl import checkpoint
 from galasim.rl.config import MAX_THREADS, TrainConfig
 
+MAX_EPISODES = 10_000  # Atari papers report 30 to 200 games; 10,000 games of Pong take days on a CPU
+MAX_STEPS = 1_000_000  # agent steps: the safety bound of one evaluation (an agent may never end a game)
+
 
 @dataclass
 class EvalResult:
@@ -34,7 +37,7 @@ class EvalResult:
 
 def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: int = 12345,
              video: str | Path | None = None, deterministic: bool = False,
-             max_steps: int = 1_000_000, progress: bool = False, threads: int = 1) -> EvalResult:
+             max_steps: int = MAX_STEPS, progress: bool = False, threads: int = 1) -> EvalResult:
     """Play ``episodes`` games with learner ``learner`` of the run in ``run_dir``.
 
     Parameters
@@ -52,7 +55,8 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
     deterministic : bool
         Greedy actions instead of sampling from the policy.
     max_steps : int
-        Safety bound on agent steps.
+        Safety bound on agent steps (each steps all simulators); ``returns`` then holds fewer than
+        ``episodes`` games.
     progress : bool
         Show a progress bar of finished games.
     threads : int
@@ -63,14 +67,12 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
     from galasim.rl.model import make_model
 
     run_dir = Path(run_dir)
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    episodes = integer("episodes", episodes, 1, MAX_EPISODES)
     config = run_dir / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a galasim run folder (no config.json)")
     cfg = TrainConfig.from_dict(json.loads(config.read_text()))
-    if not 0 <= learner < cfg.learners:
-        raise ValueError(f"learner must be in 0..{cfg.learners - 1}, got {learner}")
+    learner = integer("learner", learner, 0, cfg.learners - 1)
     threads = integer("threads", threads, 1, MAX_THREADS)
     state = checkpoint.load_learner(run_dir, learner)
     num_envs = min(episodes, 8)
