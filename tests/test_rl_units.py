@@ -113,7 +113,9 @@ def test_cli_unknown_env_is_one_line(tmp_path):
     (("--algo", "a2c", "--agents", "4", "--envs-per-agent", "512"), "gives a learner 2048 simulators"),
     (("--agents", "100000"), "(100001 processes, 600,000 parameter vectors of 9,155) needs about 23.9 TiB"),
     (("--agents", "4", "--peers", "9"), "must be an integer from 1 to 3, got 9"),
-], ids=["frames", "envs", "a2c-envs", "agents", "peers"])
+    (("--mode", "sim", "--compute", "stragglers:5,4"), "straggler fraction must be in [0, 1], got 5.0"),
+    (("--mode", "sim", "--delays", "fast"), "unknown delay model 'fast'"),
+], ids=["frames", "envs", "a2c-envs", "agents", "peers", "compute", "delays"])
 def test_cli_refuses_an_impossible_run_in_one_line_and_writes_nothing(tmp_path, args, message):
     # "--agents 100000": 100,001 processes of >= 250 MiB, refused before the repair's n(n-1) message
     # slots are even listed (the vectors: 5 per learner and one per ring edge).

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from galasim.gossip.protocol import parse_sync_freq
+from galasim.sim.models import parse_compute, parse_delays
 
 MODES = ("async", "sim", "dist")
 ALGOS = ("gala", "a2c")
@@ -183,6 +184,7 @@ class TrainConfig:
             raise ValueError(f"threads must be at most {MAX_THREADS} (torch threads per learner process), "
                              f"got {self.threads}")
         self.checkpoint_every = parse_frames(self.checkpoint_every, "checkpoint_every")
+        parse_compute(self.compute), parse_delays(self.delays)  # --mode sim's models: refused before a run starts
         if self.envs_per_learner > MAX_ENVS_PER_LEARNER:
             shape = (f"--agents {self.agents} x --envs-per-agent {self.envs_per_agent}" if self.algo == "a2c"
                      else f"--envs-per-agent {self.envs_per_agent}")
