@@ -73,6 +73,16 @@ def test_config_file_yaml_and_toml(tmp_path):
     assert make_config(None, tmp_path / "b.toml", lr=0.1).lr == 0.1  # flags override the file
 
 
+def test_a_broken_config_file_is_one_line_naming_the_file_and_the_place(tmp_path):
+    # PyYAML's own message spans several lines (the text, a caret); the CLI prints one.
+    (tmp_path / "broken.yaml").write_text("env: CartPole-v1\nlr: [1e-3,\n")
+    run = tmp_path / "r"
+    proc = _cli("train", "--config", str(tmp_path / "broken.yaml"), "--out", str(run))
+    assert proc.returncode == 2 and not run.exists(), proc.stderr
+    assert proc.stderr == (f"galasim train: error: cannot parse config file {tmp_path / 'broken.yaml'}: expected "
+                           "the node content, but found '<stream end>' (line 3, column 1)\n")
+
+
 def test_env_ids():
     assert resolve_env("PongNoFrameskip-v4").name == "pong"
     assert resolve_env("ALE/Breakout-v5").name == "breakout"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from galasim._settings_file import read_settings_file
 from galasim.gossip.protocol import parse_sync_freq
 from galasim.sim.models import parse_compute, parse_delays
 
@@ -252,22 +253,7 @@ def parse_frames(value: Any, name: str = "frames") -> int:
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file of TrainConfig fields (``-`` or ``_``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    elif path.suffix == ".toml":
-        import tomllib
-
-        data = tomllib.loads(text)
-    else:
-        raise ValueError(f"config file {str(path)!r} must end in .yaml, .yml or .toml")
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping of settings")
+    data = read_settings_file(path, "config file")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from galasim._settings_file import read_settings_file
 from galasim._validation import (
     CERTIFICATE_AUTO_EXACT_MAX_ROWS,
     CERTIFICATE_AUTO_MAX_ROWS,
@@ -516,37 +515,7 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
     >>> read_grid_file(path)
     {'delays': [0, 1], 'seeds': 2}
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".toml"):
-        raise ValueError(f"grid file {path} must end in .yaml, .yml or .toml")
-    text = _read_text(path)
-    try:
-        if suffix == ".toml":
-            import tomllib  # Python >= 3.11; imported here so YAML grids work on 3.10 too
-
-            mapping = tomllib.loads(text)
-        else:
-            mapping = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise ValueError(f"cannot parse grid file {path}: {exc}") from None
+    mapping = read_settings_file(path, "grid file")
     if not mapping:
         raise ValueError(f"empty grid: grid file {path} names no parameters")
-    if not isinstance(mapping, dict):
-        raise ValueError(f"grid file {path} must map parameter names to values, got {mapping!r}")
     return mapping
-
-
-def _read_text(path: Path) -> str:
-    """The grid file's text, or a ValueError naming the file and what to do."""
-    if path.is_dir():
-        raise ValueError(f"grid file {path} is a folder; name a .yaml, .yml or .toml file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"grid file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
-            f"{exc.start}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ValueError(f"cannot read grid file {path}: {exc.strerror}") from None
