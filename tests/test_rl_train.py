@@ -85,6 +85,28 @@ def test_a2c_baseline_one_learner(tmp_path):
     assert (tmp_path / "a2c" / "summary.json").read_bytes() == summary
 
 
+def test_a_resume_refuses_a_setting_that_would_change_what_the_run_learns(tmp_path):
+    from galasim.rl.config import TrainConfig
+    from galasim.rl.train import _resume_config
+
+    run = tmp_path / "a2c"
+    galasim.train(env="CartPole-v1", algo="a2c", agents=1, envs_per_agent=2, frames=400, out=str(run),
+                  progress=False, tensorboard=False)
+    saved = (run / "config.json").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "galasim.cli", "train", "--out", str(run), "--resume",
+                           "--frames", "800", "--lr", "1e-3"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"--resume continues run folder '{run}' with its own settings, and --lr 0.001 differs from its 0.0007" \
+        in proc.stderr
+    assert (run / "config.json").read_bytes() == saved
+    # The run's own values pass; logging and threads may change.
+    r = galasim.train(out=str(run), resume=True, frames=800, env="CartPole-v1", lr=7e-4, agents=1,
+                      log_every=0.5, threads=1, progress=False)
+    assert r.summary["frames"] >= 800 and json.loads((run / "config.json").read_text())["log_every"] == 0.5
+    # --frames given at its default value (10M) is the new total, not "unset".
+    assert _resume_config(run, TrainConfig(out=str(run)), {"frames", "out"}).frames == TrainConfig.frames
+
+
 def test_evaluate_plays_with_its_own_thread_count_and_restores_the_callers(tmp_path, monkeypatch):
     from galasim.rl.evaluate import evaluate
 

@@ -99,7 +99,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from galasim.rl.config import make_config
+    from galasim.rl.config import TrainConfig, given_settings
 
     overrides = {
         "env": args.env, "algo": args.algo, "agents": args.agents, "envs_per_agent": args.envs_per_agent,
@@ -115,17 +115,18 @@ def run(args: argparse.Namespace) -> int:
         "tensorboard": False if args.no_tensorboard else None,
         "progress": False if args.no_progress else None,
     }
-    cfg = make_config(args.preset, args.config, **overrides)
+    given = given_settings(args.preset, args.config, **overrides)  # --resume refuses changes to these
+    cfg = TrainConfig.from_dict(given)
     if cfg.mode == "dist":
-        return _exit_dist(_report, cfg, args)
-    return _report(cfg, args)
+        return _exit_dist(_report, cfg, given, args)
+    return _report(cfg, given, args)
 
 
-def _exit_dist(report, cfg, args) -> int:
+def _exit_dist(report, cfg, given, args) -> int:
     """A dist rank leaves with os._exit: gloo waits still pending on peers that finished or died
     sit in daemon threads, and a normal interpreter exit would abort on them."""
     try:
-        code = report(cfg, args)
+        code = report(cfg, given, args)
     except KeyboardInterrupt as exc:  # RunStopped says where it stopped
         print(f"galasim train: rank {os.environ.get('RANK')}: {exc or 'interrupted'}", file=sys.stderr)
         code = 130
@@ -137,18 +138,18 @@ def _exit_dist(report, cfg, args) -> int:
     os._exit(code)
 
 
-def _report(cfg, args) -> int:
+def _report(cfg, given, args) -> int:
     from galasim.rl.train import train
 
     try:
-        result = train(cfg, resume=args.resume or args.rejoin)
+        result = train(resume=args.resume or args.rejoin, **given)
     except (RuntimeError, TimeoutError) as exc:  # a learner failed: its message is the diagnosis
         print(f"galasim train: error: {exc}", file=sys.stderr)
         return 1
     s = result.summary
     if cfg.mode == "dist":  # every rank merges the parts written so far; the last to finish has them all
         print(f"rank {os.environ['RANK']}: the summary of the ranks finished so far, {s['ranks_finished']} "
-              f"of {cfg.agents} (failed: {sorted(s['ranks_failed']) or 'none'}):")
+              f"of {s['learners']} (failed: {sorted(s['ranks_failed']) or 'none'}):")
     # frames: the run's; wall and rate: this launch's (a resumed run made the rest before)
     print(f"{s['algo']} {s['learners']}x{s['envs_per_learner']} on {s['env']}: {s['frames']} frames "
           f"({s['fps']:.0f} frames/s over this launch's {s['wall_seconds']:.1f} s); mean true return of "

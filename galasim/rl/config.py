@@ -25,6 +25,8 @@ PRECISIONS = ("fp32", "bf16-mixed")
 MAX_FRAMES = 10**12          # a larger budget is a typo (116 days at 100,000 frames/s)
 MAX_ENVS_PER_LEARNER = 1024  # a larger request is a typo, and would take minutes just to create
 MAX_THREADS = 256  # torch threads per learner process: more is a typo
+# What --resume may change: how the run is driven and logged, never what it learns.
+RESUMABLE = ("frames", "out", "progress", "tensorboard", "threads", "log_every", "checkpoint_every")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's Pong run (facebookresearch/gala README): 4 learners x 16 simulators, 1 peer on a
@@ -257,9 +259,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def make_config(preset: str | None = None, config_file: str | Path | None = None,
-                **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from defaults < preset < config file < overrides (``None`` = unset)."""
+def given_settings(preset: str | None = None, config_file: str | Path | None = None,
+                   **overrides: Any) -> dict[str, Any]:
+    """The settings that ``preset`` < ``config_file`` < ``overrides`` set (``None`` = unset), defaults left out."""
     data: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -268,4 +270,10 @@ def make_config(preset: str | None = None, config_file: str | Path | None = None
     if config_file is not None:
         data.update(load_config_file(config_file))
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(data)
+    return data
+
+
+def make_config(preset: str | None = None, config_file: str | Path | None = None,
+                **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from defaults < preset < config file < overrides (``None`` = unset)."""
+    return TrainConfig.from_dict(given_settings(preset, config_file, **overrides))

@@ -24,7 +24,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import torch
 from galasim._interrupt import sigterm_as_interrupt
 from galasim.atomic import atomic_write_text
 from galasim.rl import checkpoint, seqlock
-from galasim.rl.config import TrainConfig, make_config
+from galasim.rl.config import RESUMABLE, TrainConfig, given_settings
 from galasim.rl.monitor import NetworkLog, async_bound_note, async_bounds, consensus, rows_up_to
 
 # Nominal update bound given to the simulator in --mode sim (see _train_sim).
@@ -69,8 +69,10 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
     config : TrainConfig, optional
         A full configuration; otherwise one is built from ``preset``, ``config_file`` and ``overrides``.
     resume : bool
-        Continue the run in ``out`` from its checkpoints (its saved configuration is used; only
-        ``frames`` may be raised).
+        Continue the run in ``out`` from its checkpoints with its saved configuration. ``frames``
+        may be raised, and the settings in :data:`~galasim.rl.config.RESUMABLE` (logging,
+        checkpoints, threads) may change; another value of any other setting is refused. For a
+        ``config`` object, the settings given are those that differ from the defaults.
     preset, config_file, **overrides
         See :func:`galasim.rl.config.make_config`.
 
@@ -86,13 +88,17 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
     >>> r.summary["frames"] >= 400, r.params.shape[0]
     (True, 2)
     """
-    cfg = config if config is not None else make_config(preset, config_file, **overrides)
+    if config is None:
+        given = given_settings(preset, config_file, **overrides)
+        cfg = TrainConfig.from_dict(given)
+    else:
+        cfg, given = config, _differing_from_defaults(config)
     cfg.validate()
     run = Path(cfg.out)
     if cfg.mode == "dist":  # this process is one rank (galasim.rl.dist_train)
         return _train_dist(cfg, resume)
     if resume:
-        cfg = _resume_config(run, cfg)
+        cfg = _resume_config(run, cfg, set(given))
     elif (run / "checkpoints").exists() and any((run / "checkpoints").glob("learner*.pt")):
         raise ValueError(f"run folder {str(run)!r} already holds checkpoints; pass --resume to continue "
                          "it or choose another --out")
@@ -132,7 +138,11 @@ def _train_dist(cfg: TrainConfig, resume: bool) -> TrainResult:
     return TrainResult(run, summary, params[None, :])
 
 
-def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
+def _resume_config(run: Path, requested: TrainConfig, given: set[str]) -> TrainConfig:
+    """The saved configuration of ``run``, with what ``requested`` may change on a resume (``given``:
+    the settings the caller set); another value of a setting that decides what the run learns is refused."""
+    from galasim.rl.envs import resolve_env
+
     saved = run / "config.json"
     if not saved.is_file():
         raise FileNotFoundError(f"cannot resume: {str(saved)!r} does not exist (was {str(run)!r} a galasim run?)")
@@ -141,11 +151,22 @@ def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
     if cfg.mode == "sim":
         raise ValueError("--resume is not supported for --mode sim runs (the simulator's state is not "
                          "checkpointed); rerun with the same seed, which reproduces the run exactly")
+    for name in sorted(given - set(RESUMABLE) - {"extra"}):
+        ours, theirs = getattr(requested, name), getattr(cfg, name)
+        same = resolve_env(ours) == resolve_env(theirs) if name == "env" else ours == theirs
+        if not same:
+            flag = _flag(name)
+            raise ValueError(f"--resume continues run folder {str(run)!r} with its own settings, and {flag} "
+                             f"{_shown(ours)} differs from its {_shown(theirs)}; a resume may change only "
+                             f"{', '.join(_flag(k) for k in RESUMABLE if k != 'out')} (start a new run in "
+                             f"another --out to change {flag})")
+    for name in given & set(RESUMABLE) - {"frames", "out"}:
+        setattr(cfg, name, getattr(requested, name))
     made = 0
     for rank in range(cfg.learners):
         if checkpoint.exists(run, rank):  # a corrupt file is reported before anything starts
             made += checkpoint.load_learner(run, rank)["learner"]["frames"]
-    if requested.frames != TrainConfig.frames:  # --frames given: the run's new total
+    if "frames" in given:  # the run's new total
         if requested.frames <= made:
             raise ValueError(f"--frames {requested.frames:,} is not more than the {made:,} frames that run "
                              f"folder {str(run)!r} has made; pass a larger --frames")
@@ -159,6 +180,21 @@ def _resume_config(run: Path, requested: TrainConfig) -> TrainConfig:
                              f"{cfg.stop_return:g} after {made:,} frames")
     cfg.progress, cfg.out = requested.progress, str(run)
     return cfg
+
+
+def _differing_from_defaults(config: TrainConfig) -> dict[str, Any]:
+    defaults = TrainConfig()
+    return {f.name: getattr(config, f.name) for f in fields(TrainConfig)
+            if getattr(config, f.name) != getattr(defaults, f.name)}
+
+
+def _flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field (``progress``: ``--no-progress``)."""
+    return {"progress": "--no-progress", "tensorboard": "--no-tensorboard"}.get(name, "--" + name.replace("_", "-"))
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass
