@@ -127,7 +127,7 @@ def test_a_paused_learner_makes_fewer_frames_and_nobody_trains_alone(runs, tmp_p
     # (shorter than the failure timeout) ends with fewer frames than an equal share and the others
     # with more; with equal shares it would train on alone at the end, after they had finished.
     # With --lr-decay every learner's rate follows the run's progress (its summed frames), so all
-    # reach 0 together; a learner's own equal share would leave the paused one far from 0 at the end.
+    # reach 0 together.
     frames, lr = 60_000, 7e-4
     run = runs(tmp_path / "run", frames, ["--sync-freq", "inf", "--failure-timeout", "60", "--lr-decay"])
     pid = run.learner_pid(1)
@@ -146,7 +146,9 @@ def test_a_paused_learner_makes_fewer_frames_and_nobody_trains_alone(runs, tmp_p
         after = 1 - rows["total_frames"] / frames
         before = 1 - rows["total_frames"].shift(fill_value=0) / frames
         assert ((after - 1e-6 <= rows["lr"] / lr) & (rows["lr"] / lr <= before + 1e-6)).all(), rows
-        assert rows["lr"].iloc[-1] < 0.02 * lr  # its last update started near the end of the run
+        if k != 1:  # the paused learner's last update may be the one it began before the pause, when
+            # the others are fast enough to end the run during it (a CI machine did so within 6 s)
+            assert rows["lr"].iloc[-1] < 0.02 * lr  # its last update started near the end of the run
     # each learner's distance to the mean, every monitor tick: the network's distance is their max
     # (ticks after every learner has finished have no learner rows)
     network = pd.read_csv(run.out / "logs" / "network.csv").set_index("time")
