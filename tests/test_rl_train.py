@@ -164,7 +164,9 @@ def test_a_run_shorter_than_the_monitor_interval_reports_no_empirical_distance(t
     assert "empirical not sampled (lower --log-every)" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["empirical"] is None and summary["empirical_within_epsilon"] is None
-    assert summary["empirical_samples"] == 0 and summary["final_distance"] > 0  # they did drift apart
+    # The final spread is still reported; it may be exactly 0: two learners whose last steps average
+    # each other's same parameters, (x0 + x1) / 2 and (x1 + x0) / 2, end equal (seen on a slow VM).
+    assert summary["empirical_samples"] == 0 and summary["final_distance"] >= 0
 
 
 def _rows_consistent(run: Path, learners: int, budget: int, per_update: int):
