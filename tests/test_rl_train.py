@@ -64,10 +64,10 @@ def test_sim_mode_is_bit_reproducible(tmp_path):
 
 def test_sim_mode_is_bit_reproducible_with_the_nature_cnn_in_bf16_mixed(tmp_path):
     # bfloat16 convolutions on the CPU are deterministic too: the same seed, the same parameters.
-    runs = [galasim.train(env="pong", agents=2, envs_per_agent=1, frames=3000, mode="sim", precision="bf16-mixed",
+    runs = [galasim.train(env="pong", agents=2, envs_per_agent=1, frames=1000, mode="sim", precision="bf16-mixed",
                           out=str(tmp_path / name), progress=False, tensorboard=False) for name in ("a", "b")]
     assert np.array_equal(runs[0].params, runs[1].params)
-    fp32 = galasim.train(env="pong", agents=2, envs_per_agent=1, frames=3000, mode="sim",
+    fp32 = galasim.train(env="pong", agents=2, envs_per_agent=1, frames=1000, mode="sim",
                          out=str(tmp_path / "fp32"), progress=False, tensorboard=False)
     assert not np.array_equal(runs[0].params, fp32.params)  # bfloat16 did change the arithmetic
 
