@@ -164,9 +164,14 @@ def test_a_run_shorter_than_the_monitor_interval_reports_no_empirical_distance(t
     assert "empirical not sampled (lower --log-every)" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["empirical"] is None and summary["empirical_within_epsilon"] is None
-    # The final spread is still reported; it may be exactly 0: two learners whose last steps average
-    # each other's same parameters, (x0 + x1) / 2 and (x1 + x0) / 2, end equal (seen on a slow VM).
-    assert summary["empirical_samples"] == 0 and summary["final_distance"] >= 0
+    assert summary["empirical_samples"] == 0
+    # The final spread is that of both learners' last parameters (their final checkpoints), both
+    # finished. It is not asserted positive: it was exactly 0 once in the whole suite on a loaded
+    # 2-core VM (not reproduced in 10 runs); two learners whose last steps average each other's same
+    # parameters, (x0 + x1) / 2 and (x1 + x0) / 2, end bitwise equal.
+    assert summary["learners_finished"] == [0, 1] and summary["faults_log"] == []
+    x0, x1 = (checkpoint.load_learner(out, k)["learner"]["params"].double().numpy() for k in (0, 1))
+    assert summary["final_distance"] == pytest.approx(np.linalg.norm(x0 - x1) / 2, rel=1e-9, abs=1e-12)
 
 
 def _rows_consistent(run: Path, learners: int, budget: int, per_update: int):
