@@ -49,21 +49,17 @@ class Run:
 
     def learner_pid(self, rank):
         """Learner ``rank``'s pid, once its first checkpoint exists (it is training)."""
-        start = time.monotonic()
-        while not checkpoint.exists(self.out, rank):
-            assert self.proc.poll() is None, self.text()[-2000:]
-            assert time.monotonic() - start < JOIN, "the learner wrote no checkpoint"
-            time.sleep(0.1)
+        self.wait_until_checkpointed(rank, 0)
         return json.loads((self.out / "logs" / "pids.json").read_text())[str(rank)]
 
     def wait_until_checkpointed(self, rank, frames):
-        """Until learner ``rank``'s checkpoint holds at least ``frames`` of its frames."""
+        """Until learner ``rank``'s checkpoint exists and holds at least ``frames`` of its frames."""
         start = time.monotonic()
         while not (checkpoint.exists(self.out, rank)
                    and checkpoint.load_learner(self.out, rank)["learner"]["frames"] >= frames):
             assert self.proc.poll() is None, self.text()[-2000:]
-            assert time.monotonic() - start < JOIN, f"learner {rank} did not reach {frames} frames"
-            time.sleep(0.2)
+            assert time.monotonic() - start < JOIN, f"learner {rank} wrote no checkpoint of {frames}+ frames"
+            time.sleep(0.1)
 
     def wait(self):
         code = self.proc.wait(timeout=JOIN)
