@@ -73,8 +73,12 @@ def test_sim_mode_is_bit_reproducible_with_the_nature_cnn_in_bf16_mixed(tmp_path
 
 
 def test_a2c_baseline_one_learner(tmp_path):
-    r = galasim.train(env="CartPole-v1", algo="a2c", agents=2, envs_per_agent=2, frames=2000,
-                      out=str(tmp_path / "a2c"), progress=False, tensorboard=True)
+    from galasim.rl.learner import torch_threads
+
+    with torch_threads(2):  # the caller's setting: the parent runs on one thread, then gives it back
+        r = galasim.train(env="CartPole-v1", algo="a2c", agents=2, envs_per_agent=2, frames=2000,
+                          out=str(tmp_path / "a2c"), progress=False, tensorboard=True)
+        assert torch.get_num_threads() == 2
     assert r.params.shape[0] == 1 and r.summary["envs_per_learner"] == 4
     assert r.summary["bound_holds"] is True and r.summary["empirical"] == 0.0
     assert any((tmp_path / "a2c" / "logs" / "tensorboard" / "learner0").iterdir())

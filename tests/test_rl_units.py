@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from galasim.rl.buffer import compute_targets
 from galasim.rl.config import TrainConfig, make_config, parse_frames
@@ -445,3 +447,23 @@ def test_a_resume_restores_the_gossip_counters_but_not_the_staleness():
     fresh = GossipStats()  # a fresh start: no checkpoint
     restore_gossip_stats(fresh, None)
     assert fresh == GossipStats()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 8), dim=st.integers(1, 5000),
+       offset=st.sampled_from([0.0, 1.0, 1e3]), scale=st.sampled_from([1e-6, 1e-2, 1.0]))
+def test_monitor_spread_matches_its_definition(seed, n, dim, offset, scale):
+    # The monitor's Gram-matrix form against the definitions, pair by pair in float64; the offset
+    # is what all learners share (the centring must cancel it), the scale their spread.
+    from galasim.rl.monitor import consensus, spread
+
+    rows = offset + scale * np.random.default_rng(seed).standard_normal((n, dim))
+    published = torch.tensor(rows, dtype=torch.float32)
+    x = published.numpy().astype(np.float64)
+    to_mean = np.linalg.norm(x - x.mean(0), axis=1)
+    diameter = max(np.linalg.norm(a - b) for a in x for b in x)
+    distances, measured = spread(published)
+    assert distances == pytest.approx(to_mean, rel=1e-9, abs=1e-12 * scale)
+    assert measured == pytest.approx(diameter, rel=1e-9, abs=1e-12 * scale)
+    assert consensus(published) == pytest.approx((to_mean.max(), diameter), rel=1e-9, abs=1e-12 * scale)
+    assert torch.equal(published, torch.tensor(rows, dtype=torch.float32))  # the input is not modified

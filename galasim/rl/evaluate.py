@@ -64,6 +64,7 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
         a Pong evaluation beside a training run on a 2-core machine was 25x slower per step.
     """
     from galasim.rl.envs import VecEnv
+    from galasim.rl.learner import torch_threads
     from galasim.rl.model import make_model
 
     run_dir = Path(run_dir)
@@ -87,36 +88,34 @@ def evaluate(run_dir: str | Path, episodes: int = 10, learner: int = 0, seed: in
     returns: list[float] = []
     lengths: list[int] = []
     completed = False
-    caller_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        if video_path is not None:
-            writer = _open_video(video_path)
-        if progress:
-            from tqdm import tqdm
+        with torch_threads(threads):
+            if video_path is not None:
+                writer = _open_video(video_path)
+            if progress:
+                from tqdm import tqdm
 
-            bar = tqdm(total=episodes, unit="game", dynamic_ncols=True, desc=f"learner {learner}")
-        obs = envs.reset()
-        for _ in range(max_steps):
-            with torch.no_grad():
-                logits, _ = model(torch.as_tensor(obs))
-            if deterministic:
-                action = logits.argmax(-1)
-            else:
-                action = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
-            obs, _, _, done_games = envs.step(action.numpy())
-            if writer is not None:
-                writer.write(_frame(obs[0]))
-            for ret, length in done_games:
-                returns.append(ret)
-                lengths.append(length)
-            if bar is not None and done_games:
-                bar.update(min(len(done_games), episodes - bar.n))
-            if len(returns) >= episodes:
-                break
-        completed = True
+                bar = tqdm(total=episodes, unit="game", dynamic_ncols=True, desc=f"learner {learner}")
+            obs = envs.reset()
+            for _ in range(max_steps):
+                with torch.no_grad():
+                    logits, _ = model(torch.as_tensor(obs))
+                if deterministic:
+                    action = logits.argmax(-1)
+                else:
+                    action = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
+                obs, _, _, done_games = envs.step(action.numpy())
+                if writer is not None:
+                    writer.write(_frame(obs[0]))
+                for ret, length in done_games:
+                    returns.append(ret)
+                    lengths.append(length)
+                if bar is not None and done_games:
+                    bar.update(min(len(done_games), episodes - bar.n))
+                if len(returns) >= episodes:
+                    break
+            completed = True
     finally:
-        torch.set_num_threads(caller_threads)
         envs.close()
         if bar is not None:
             bar.close()

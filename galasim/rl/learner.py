@@ -9,13 +9,14 @@ process: the loop reads top to bottom, CleanRL style::
 """
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -57,6 +58,27 @@ def configure_process(threads: int) -> None:
     another process holds a core) and a malloc that reuses large blocks (:mod:`galasim.rl.allocator`)."""
     torch.set_num_threads(threads)
     keep_freed_blocks()
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """``threads`` torch threads inside the block, and the caller's number again after it.
+
+    Examples
+    --------
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    caller = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(caller)
 
 
 # --acting-graph auto keeps the graph from this many simulators per learner up (measured on CPU:

@@ -113,7 +113,11 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
     if cfg.mode == "sim":
         summary, params = _train_sim(cfg, plan)
     else:
-        with sigterm_as_interrupt():  # kill (SIGTERM) stops the run as Ctrl-C does
+        from galasim.rl.learner import torch_threads
+
+        # kill (SIGTERM) stops the run as Ctrl-C does. This process only supervises and monitors:
+        # one torch thread, so that its distances take no more than one share of the learners' cores.
+        with sigterm_as_interrupt(), torch_threads(1):
             summary, params = _train_async(cfg, resume, plan)
     atomic_write_text(run / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     return TrainResult(run, summary, params)
