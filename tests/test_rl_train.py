@@ -51,7 +51,11 @@ def _sim(tmp_path, name, **kw):
 
 
 def test_sim_mode_is_bit_reproducible(tmp_path):
-    a, b = _sim(tmp_path, "a"), _sim(tmp_path, "b")
+    from galasim.rl.learner import torch_threads
+
+    with torch_threads(2):  # the caller's setting: the learners run on --threads 1, then give it back
+        a, b = _sim(tmp_path, "a"), _sim(tmp_path, "b")
+        assert torch.get_num_threads() == 2
     assert np.array_equal(a.params, b.params)
     assert not np.array_equal(a.params[0], a.params[1])  # the learners did differ (asynchrony)
     c = _sim(tmp_path, "c", lr=1e-3)

@@ -110,11 +110,12 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
     run.mkdir(parents=True, exist_ok=True)
     (run / "logs").mkdir(exist_ok=True)
     atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    if cfg.mode == "sim":
-        summary, params = _train_sim(cfg, plan)
-    else:
-        from galasim.rl.learner import torch_threads
+    from galasim.rl.learner import torch_threads
 
+    if cfg.mode == "sim":
+        with torch_threads(cfg.threads):  # this process is the learners'; the caller's setting comes back
+            summary, params = _train_sim(cfg, plan)
+    else:
         # kill (SIGTERM) stops the run as Ctrl-C does. This process only supervises and monitors:
         # one torch thread, so that its distances take no more than one share of the learners' cores.
         with sigterm_as_interrupt(), torch_threads(1):
@@ -570,11 +571,11 @@ def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarra
     import pandas as pd
 
     import galasim
-    from galasim.rl.learner import (EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, configure_process,
-                                    drain_episodes, train_row)
+    from galasim.rl.allocator import keep_freed_blocks
+    from galasim.rl.learner import EPISODE_COLUMNS, TB_KEYS, TRAIN_COLUMNS, Learner, drain_episodes, train_row
     from galasim.rl.logger import Logger
 
-    configure_process(cfg.threads)  # this process is the learners' (its malloc too)
+    keep_freed_blocks()  # this process is the learners' (train() sets their torch threads around it)
     device = plan.device
     run = Path(cfg.out)
     learners = [Learner(cfg, r, device, cfg.envs_per_agent) for r in range(cfg.agents)]
