@@ -63,6 +63,18 @@ def test_frames_and_config_errors():
         TrainConfig(rmsprop="adam")
     with pytest.raises(ValueError, match="threads must be at most 256 .* got 100000"):
         TrainConfig(threads=100_000)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got inf"):
+        TrainConfig(lr=math.inf)
+    with pytest.raises(ValueError, match="ent_coef must be a finite number >= 0, got nan"):
+        TrainConfig(ent_coef=math.nan)
+    with pytest.raises(ValueError, match="vf_coef must be a finite number >= 0, got -1"):
+        TrainConfig(vf_coef=-1)
+    with pytest.raises(ValueError, match=r"stop_return must be a finite number \(a mean true return\), got inf"):
+        TrainConfig(stop_return=math.inf)
+    with pytest.raises(ValueError, match="gae must be true or false, got 'false'"):
+        TrainConfig.from_dict({"gae": "false"})
+    with pytest.raises(ValueError, match="hidden must be an integer >= 1, got 0"):
+        TrainConfig(hidden=0)
     cfg = make_config("gala-paper", frames="1M")
     assert (cfg.agents, cfg.envs_per_agent, cfg.lr, cfg.sync_freq) == (4, 16, 1.4e-3, math.inf)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,7 +163,7 @@ class TrainConfig:
         self.frames = parse_frames(self.frames)
         self.sync_freq = parse_sync_freq(self.sync_freq)
         for name in ("agents", "envs_per_agent", "peers", "n_steps", "threads", "stop_window",
-                     "max_episode_frames"):
+                     "max_episode_frames", "hidden"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -170,14 +171,21 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        # finite: an infinite rate or timeout would turn into NaN parameters or a run that never ends
         for name in ("lr", "rms_eps", "max_grad_norm", "gossip_timeout", "failure_timeout", "log_every"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+            if not _finite_number(getattr(self, name)) or not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        for name in ("ent_coef", "vf_coef"):
+            if not _finite_number(getattr(self, name)) or not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda", "rms_alpha", "sticky_actions"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+            if not _finite_number(getattr(self, name)) or not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {getattr(self, name)!r}")
+        if self.stop_return is not None and not _finite_number(self.stop_return):
+            raise ValueError(f"stop_return must be a finite number (a mean true return), got {self.stop_return!r}")
+        for name in ("resend", "gae", "lr_decay", "clip_rewards", "tensorboard", "progress"):
+            if not isinstance(getattr(self, name), bool):  # a config file's "false" is a true string
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name, allowed in (("mode", MODES), ("algo", ALGOS), ("device", DEVICES),
                               ("acting_graph", ACTING_GRAPHS), ("rmsprop", RMSPROPS),
                               ("precision", PRECISIONS)):
@@ -229,6 +237,10 @@ class TrainConfig:
                      if difflib.get_close_matches(k, names, 1) else repr(k) for k in unknown]
             raise ValueError(f"unknown config key(s) {', '.join(hints)}; allowed: {', '.join(sorted(names))}")
         return cls(**data)
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parse_frames(value: Any, name: str = "frames") -> int:
