@@ -22,6 +22,7 @@ Hyperparameters: A2C's standard ones except lr 2e-3 and no entropy bonus, tuned 
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --precision bf16-mixed --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_bf16
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --precision bf16-mixed --seed 1 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_bf16_seed1
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --precision bf16-mixed --seed 2 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_bf16_seed2
+    galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --precision bf16-mixed --gae --seed 1 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_bf16_gae_seed1
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 1 --lr 7e-4 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x1
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 1.4e-3 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_lr1.4e-3
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 1.4e-3 --rmsprop tf --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_tf
