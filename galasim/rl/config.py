@@ -173,14 +173,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         # finite: an infinite rate or timeout would turn into NaN parameters or a run that never ends
         for name in ("lr", "rms_eps", "max_grad_norm", "gossip_timeout", "failure_timeout", "log_every"):
-            if not _finite_number(getattr(self, name)) or not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (_finite_number(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         for name in ("ent_coef", "vf_coef"):
-            if not _finite_number(getattr(self, name)) or not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (_finite_number(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         for name in ("gamma", "gae_lambda", "rms_alpha", "sticky_actions"):
-            if not _finite_number(getattr(self, name)) or not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be a number in [0, 1], got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (_finite_number(value) and 0 <= value <= 1):
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         if self.stop_return is not None and not _finite_number(self.stop_return):
             raise ValueError(f"stop_return must be a finite number (a mean true return), got {self.stop_return!r}")
         for name in ("resend", "gae", "lr_decay", "clip_rewards", "tensorboard", "progress"):
