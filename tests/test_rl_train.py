@@ -66,6 +66,39 @@ def test_sim_mode_is_bit_reproducible(tmp_path):
         assert (tmp_path / name / "checkpoints" / "learner2.pt").exists()
 
 
+def test_a_sim_run_replaces_the_logs_an_interrupted_attempt_left_in_its_folder(tmp_path):
+    # --mode sim cannot resume, and its advice is to run the same command again: the new run must
+    # not append to the rows of the attempt before it, or its curves would hold both.
+    clean = _sim(tmp_path, "clean")
+    logs = tmp_path / "again" / "logs"
+    logs.mkdir(parents=True)
+    for name in ("learner0_train.csv", "learner0_episodes.csv"):  # the interrupted attempt's rows
+        (logs / name).write_text((clean.run_dir / "logs" / name).read_text())
+    again = _sim(tmp_path, "again")
+    assert np.array_equal(clean.params, again.params)
+    measured = {"train": ["learner", "update", "frames", "total_frames", "value_loss", "entropy", "mixes"],
+                "episodes": ["learner", "frames", "total_frames", "return", "length"]}  # no wall times
+    for rank in range(3):
+        for kind, columns in measured.items():
+            a, b = (pd.read_csv(run.run_dir / "logs" / f"learner{rank}_{kind}.csv")[columns] for run in (clean, again))
+            pd.testing.assert_frame_equal(a, b)
+
+
+def test_kill_stops_a_sim_run_with_what_to_do_instead_of_resume(tmp_path):
+    out = tmp_path / "sim"
+    proc = subprocess.Popen([sys.executable, "-m", "galasim", "train", "--env", "CartPole-v1", "--mode", "sim",
+                             "--agents", "3", "--frames", "10M", "--out", str(out), "--no-progress",
+                             "--no-tensorboard"], stderr=subprocess.PIPE, text=True)
+    log = out / "logs" / "learner0_train.csv"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) > 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "a --mode sim run cannot resume: the same command reproduces the run exactly from its seed" in err
+
+
 def test_sim_mode_is_bit_reproducible_with_the_nature_cnn_in_bf16_mixed(tmp_path):
     # bfloat16 convolutions on the CPU are deterministic too: the same seed, the same parameters.
     runs = [galasim.train(env="pong", agents=2, envs_per_agent=1, frames=1000, mode="sim", precision="bf16-mixed",

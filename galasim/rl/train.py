@@ -39,6 +39,8 @@ from galasim.rl.monitor import NetworkLog, async_bound_note, async_bounds, conse
 
 # Nominal update bound given to the simulator in --mode sim (see _train_sim).
 SIM_L = 1e6
+# Instead of --resume in --mode sim: a new run starts its logs afresh (as every run without --resume does).
+_SIM_RERUN = "the same command reproduces the run exactly from its seed"
 
 
 @dataclass
@@ -112,12 +114,13 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, preset: st
     atomic_write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     from galasim.rl.learner import torch_threads
 
+    # kill (SIGTERM) stops the run as Ctrl-C does.
     if cfg.mode == "sim":
-        with torch_threads(cfg.threads):  # this process is the learners'; the caller's setting comes back
+        with sigterm_as_interrupt(), torch_threads(cfg.threads):  # this process is the learners'
             summary, params = _train_sim(cfg, plan)
     else:
-        # kill (SIGTERM) stops the run as Ctrl-C does. This process only supervises and monitors:
-        # one torch thread, so that its distances take no more than one share of the learners' cores.
+        # This process only supervises and monitors: one torch thread, so that its distances take
+        # no more than one share of the learners' cores.
         with sigterm_as_interrupt(), torch_threads(1):
             summary, params = _train_async(cfg, resume, plan)
     atomic_write_text(run / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
@@ -154,8 +157,8 @@ def _resume_config(run: Path, requested: TrainConfig, given: set[str]) -> TrainC
     data = json.loads(saved.read_text())
     cfg = TrainConfig.from_dict(data)
     if cfg.mode == "sim":
-        raise ValueError("--resume is not supported for --mode sim runs (the simulator's state is not "
-                         "checkpointed); rerun with the same seed, which reproduces the run exactly")
+        raise ValueError(f"--resume is not supported for --mode sim runs (the simulator's state is not "
+                         f"checkpointed); {_SIM_RERUN}")
     for name in sorted(given - set(RESUMABLE) - {"extra"}):
         ours, theirs = getattr(requested, name), getattr(cfg, name)
         same = resolve_env(ours) == resolve_env(theirs) if name == "env" else ours == theirs
@@ -579,8 +582,10 @@ def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarra
     device = plan.device
     run = Path(cfg.out)
     learners = [Learner(cfg, r, device, cfg.envs_per_agent) for r in range(cfg.agents)]
-    loggers = [Logger(run / "logs", f"learner{r}", EPISODE_COLUMNS, TRAIN_COLUMNS,
-                      tensorboard=cfg.tensorboard) for r in range(cfg.agents)]
+    # No rows kept: the logs of an interrupted attempt in this folder are replaced, not continued.
+    fresh = {"episodes": 0, "train": 0}
+    loggers = [Logger(run / "logs", f"learner{r}", EPISODE_COLUMNS, TRAIN_COLUMNS, rows=fresh,
+                      tensorboard=cfg.tensorboard, purge_step=0) for r in range(cfg.agents)]
     origin = learners[0].params.detach().double().cpu().clone()  # common initialisation theta_0
     per_update = learners[0].frames_per_update
     iterations = max(1, math.ceil(cfg.frames / cfg.agents / per_update))
@@ -612,6 +617,9 @@ def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarra
             lr=cfg.lr, L=SIM_L, updates=update, compute=cfg.compute, delays=cfg.delays,
             sync_freq=cfg.sync_freq, seed=cfg.seed, peers=cfg.peers,
         )
+    except KeyboardInterrupt:
+        print(f"galasim train: stopped; a --mode sim run cannot resume: {_SIM_RERUN}", file=sys.stderr)
+        raise
     finally:
         if bar is not None:
             bar.close()
