@@ -80,7 +80,8 @@ def test_a_sim_run_replaces_the_logs_an_interrupted_attempt_left_in_its_folder(t
                 "episodes": ["learner", "frames", "total_frames", "return", "length"]}  # no wall times
     for rank in range(3):
         for kind, columns in measured.items():
-            a, b = (pd.read_csv(run.run_dir / "logs" / f"learner{rank}_{kind}.csv")[columns] for run in (clean, again))
+            a, b = (pd.read_csv(run.run_dir / "logs" / f"learner{rank}_{kind}.csv")[columns]
+                    for run in (clean, again))
             pd.testing.assert_frame_equal(a, b)
 
 

@@ -323,10 +323,10 @@ def restore_learner(cfg: TrainConfig, rank: int, device: torch.device, num_envs:
     state = checkpoint.load_learner(out, rank) if checkpoint.exists(out, rank) else None
     if state is not None:
         learner.load_state_dict(state["learner"])
-    # Without a checkpoint the learner starts over, so rows an interrupted attempt logged are cut too.
+    # Without a checkpoint the learner starts over (frames 0), and so do its logs.
     logger = Logger(out / "logs", f"learner{rank}", EPISODE_COLUMNS, TRAIN_COLUMNS,
-                    rows=state["rows"] if state else {"episodes": 0, "train": 0}, tensorboard=cfg.tensorboard,
-                    purge_step=learner.frames if state else 0)
+                    rows=state["rows"] if state else None, tensorboard=cfg.tensorboard,
+                    purge_step=learner.frames)
     return learner, logger, state
 
 

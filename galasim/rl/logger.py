@@ -59,15 +59,17 @@ class Logger:
     """One learner's CSV logs and TensorBoard writer.
 
     ``episodes.csv``-style rows go through :meth:`episode`, periodic training rows through :meth:`train`.
+    ``rows`` and ``purge_step`` are a checkpoint's row counts and frames, to resume from; without them
+    the logs start afresh, and the rows an interrupted attempt left in ``folder`` are cut.
     """
 
     def __init__(self, folder: str | Path, name: str, episode_columns: list[str], train_columns: list[str],
-                 rows: dict[str, int] | None = None, tensorboard: bool = True, purge_step: int | None = None):
+                 rows: dict[str, int] | None = None, tensorboard: bool = True, purge_step: int = 0):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         rows = rows or {}
-        self.episodes = CsvLog(folder / f"{name}_episodes.csv", episode_columns, rows.get("episodes"))
-        self.train_rows = CsvLog(folder / f"{name}_train.csv", train_columns, rows.get("train"))
+        self.episodes = CsvLog(folder / f"{name}_episodes.csv", episode_columns, rows.get("episodes", 0))
+        self.train_rows = CsvLog(folder / f"{name}_train.csv", train_columns, rows.get("train", 0))
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

@@ -582,10 +582,8 @@ def _train_sim(cfg: TrainConfig, plan: _Plan) -> tuple[dict[str, Any], np.ndarra
     device = plan.device
     run = Path(cfg.out)
     learners = [Learner(cfg, r, device, cfg.envs_per_agent) for r in range(cfg.agents)]
-    # No rows kept: the logs of an interrupted attempt in this folder are replaced, not continued.
-    fresh = {"episodes": 0, "train": 0}
-    loggers = [Logger(run / "logs", f"learner{r}", EPISODE_COLUMNS, TRAIN_COLUMNS, rows=fresh,
-                      tensorboard=cfg.tensorboard, purge_step=0) for r in range(cfg.agents)]
+    loggers = [Logger(run / "logs", f"learner{r}", EPISODE_COLUMNS, TRAIN_COLUMNS,
+                      tensorboard=cfg.tensorboard) for r in range(cfg.agents)]  # fresh logs: no resume
     origin = learners[0].params.detach().double().cpu().clone()  # common initialisation theta_0
     per_update = learners[0].frames_per_update
     iterations = max(1, math.ceil(cfg.frames / cfg.agents / per_update))
