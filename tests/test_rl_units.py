@@ -75,6 +75,8 @@ def test_frames_and_config_errors():
         TrainConfig.from_dict({"gae": "false"})
     with pytest.raises(ValueError, match="hidden must be an integer >= 1, got 0"):
         TrainConfig(hidden=0)
+    with pytest.raises(ValueError, match=r"sync_freq must be an integer >= 0 or 'inf', got '-1'$"):
+        TrainConfig(sync_freq="-1")  # the text the user gave, not the float it parsed to
     cfg = make_config("gala-paper", frames="1M")
     assert (cfg.agents, cfg.envs_per_agent, cfg.lr, cfg.sync_freq) == (4, 16, 1.4e-3, math.inf)
 

@@ -86,6 +86,7 @@ class Protocol:
 
 def parse_sync_freq(value: object) -> float:
     """``sync_freq`` as an int >= 0, or ``math.inf`` for ``inf``/``none``/``unbounded``."""
+    error = ValueError(f"sync_freq must be an integer >= 0 or 'inf', got {value!r}")  # names what was given
     if isinstance(value, str):
         text = value.strip().lower()
         if text in ("inf", "none", "unbounded", "infinity"):
@@ -93,11 +94,11 @@ def parse_sync_freq(value: object) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"sync_freq must be an integer >= 0 or 'inf', got {value!r}") from None
+            raise error from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"sync_freq must be an integer >= 0 or 'inf', got {value!r}")
+        raise error
     if math.isnan(value) or value < 0 or (math.isfinite(value) and value != int(value)):
-        raise ValueError(f"sync_freq must be an integer >= 0 or 'inf', got {value!r}")
+        raise error
     return UNBOUNDED if math.isinf(value) else int(value)
 
 
