@@ -29,6 +29,7 @@ Hyperparameters: A2C's standard ones except lr 2e-3 and no entropy bonus, tuned 
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 1.4e-3 --rmsprop tf --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_tf
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --config examples/rmsprop_tf_eps1e-10.yaml --envs-per-agent 2 --lr 1.4e-3 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_tf_eps
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 1e-3 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_lr1e-3 --no-progress
+    galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 1e-3 --seed 1 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_lr1e-3_seed1 --no-progress
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --config examples/rmsprop_tf_eps1e-10.yaml --envs-per-agent 2 --topology complete --lr 1.4e-3 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_complete
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --frames 10M --checkpoint-every 500k --out runs/pong_gala
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --lr 7e-4 --frames 10M --checkpoint-every 500k --out runs/pong_gala_lr7e-4
