@@ -27,7 +27,8 @@ def test_every_command_has_help_with_defaults(command):
     assert "default" in result.stdout
 
 
-@pytest.mark.parametrize("target, engines", [("sim", {"cython", "reference"}), ("mixing", None), ("sweep", None)])
+@pytest.mark.parametrize("target, engines", [("sim", {"cython", "reference"}), ("mixing", None), ("sweep", None),
+                                            ("monitor", None)])
 def test_bench_quick_runs_and_writes_its_table(tmp_path, target, engines):
     out = tmp_path / f"{target}.csv"
     result = galasim("bench", target, "--quick", "--repeats", "1", "--out", str(out))

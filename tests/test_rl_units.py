@@ -481,3 +481,7 @@ def test_monitor_spread_matches_its_definition(seed, n, dim, offset, scale):
     assert measured == pytest.approx(diameter, rel=1e-9, abs=1e-12 * scale)
     assert consensus(published) == pytest.approx((to_mean.max(), diameter), rel=1e-9, abs=1e-12 * scale)
     assert torch.equal(published, torch.tensor(rows, dtype=torch.float32))  # the input is not modified
+    # The parent's monitor reads into a float64 buffer and lets spread() centre it in place
+    buffer = published.to(torch.float64)
+    assert spread(buffer, overwrite=True) == (distances, measured)
+    assert torch.allclose(buffer.mean(0), torch.zeros(dim, dtype=torch.float64), atol=1e-9 * (offset + scale))

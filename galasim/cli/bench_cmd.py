@@ -1,4 +1,4 @@
-"""``galasim bench {sim,mixing,sweep,train,dist}``: measure, print a table, optionally save it."""
+"""``galasim bench {sim,mixing,sweep,train,dist,monitor}``: measure, print a table, optionally save it."""
 from __future__ import annotations
 
 import argparse
@@ -32,11 +32,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXIT_STATUS,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("target", choices=("sim", "mixing", "sweep", "train", "dist"),
+    parser.add_argument("target", choices=("sim", "mixing", "sweep", "train", "dist", "monitor"),
                         help="sim: Cython scheduler vs reference; mixing: slem; sweep: 1 vs all cores; "
                         "train: A2C 1x16 vs GALA 2x8 and 4x4 (Pong), with SB3's A2C and galasim's former "
                         "implementations as baselines; dist: --mode dist vs async "
-                        "(GALA 2x8, Pong) and gloo's exchange time for 1.7M parameters")
+                        "(GALA 2x8, Pong) and gloo's exchange time for 1.7M parameters; monitor: one row of the "
+                        "epsilon-ball monitor of 4 Pong learners against the former one")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (figures meaningless)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per measurement (the median is reported)")
     parser.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
@@ -64,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         from galasim.bench_dist import bench_dist
 
         table = bench_dist(quick=args.quick, repeats=args.repeats)
+    elif args.target == "monitor":
+        from galasim.bench_monitor import bench_monitor
+
+        table = bench_monitor(quick=args.quick, repeats=args.repeats)
     else:
         from galasim.sweep.runner import bench_sweep_scaling
 

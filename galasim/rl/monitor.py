@@ -32,20 +32,22 @@ def consensus(published: torch.Tensor) -> tuple[float, float]:
     return max(distances), diameter
 
 
-def spread(published: torch.Tensor) -> tuple[list[float], float]:
+def spread(published: torch.Tensor, overwrite: bool = False) -> tuple[list[float], float]:
     """``||x_i - mean||`` of every row (each learner's distance to the network's mean), and the
     diameter ``max_ij ||x_i - x_j||``.
 
     Both come from one float64 Gram matrix of the centred rows, so the parameters are converted
     and read once: the monitor runs this every ``log_every`` seconds on millions of parameters per
-    learner, on the cores the learners train on.
+    learner, on the cores the learners train on. ``overwrite=True`` lets a float64 ``published``
+    be centred in place rather than copied (a float32 one is copied all the same): a new float64
+    copy of four Pong learners is 54 MB, which the allocator maps afresh at every call.
 
     Examples
     --------
     >>> spread(torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]]))
     ([5.0, 0.0, 5.0], 10.0)
     """
-    centred = published.to(torch.float64, copy=True)
+    centred = published.to(torch.float64, copy=not overwrite)
     centred -= centred.mean(0)
     gram = centred @ centred.T
     squared = gram.diagonal()
@@ -115,9 +117,10 @@ class NetworkLog:
     def write(self, elapsed: float, total_frames: int, learners: list[int], published: torch.Tensor,
               running: int, L: float, max_staleness: int) -> None:
         """One row: ``published`` holds the latest parameters of ``learners``, one row each (those
-        that still iterate); ``running`` of them are past their first update."""
+        that still iterate); ``running`` of them are past their first update. ``published`` is
+        scratch space: a float64 one is centred in place (:func:`spread`)."""
         now = self.clock + elapsed
-        distances, diameter = spread(published) if learners else ([], 0.0)
+        distances, diameter = spread(published, overwrite=True) if learners else ([], 0.0)
         distance = max(distances, default=0.0)
         for r, d in zip(learners, distances):
             self.distances.write({"time": now, "total_frames": total_frames, "learner": r, "distance": d})

@@ -310,6 +310,8 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
     bar = sup.bar = _progress(cfg, start_frames)
     last_frames = start_frames
     next_row = started
+    # One float64 buffer for the monitor's copies, kept for the whole run (spread() centres it)
+    snapshot = torch.empty(shared["published"].shape, dtype=torch.float64)
     interrupted = False
     try:
         while sup.running() and not shared["stop"][0]:
@@ -325,8 +327,8 @@ def _train_async(cfg: TrainConfig, resume: bool, plan: _Plan) -> tuple[dict[str,
                 # keeps its last parameters while the others finish their update, so it is left out.
                 iterating = [r for r in sup.live() if not shared["done"][r]]
                 # Copies of whole writes: the learners go on writing (galasim/rl/seqlock.py)
-                snapshot = seqlock.read(shared["published"], shared["version"], iterating)
-                monitor.write(time.perf_counter() - started, total, iterating, snapshot,
+                rows = seqlock.read(shared["published"], shared["version"], iterating, out=snapshot)
+                monitor.write(time.perf_counter() - started, total, iterating, rows,
                               running=int((shared["frames"][iterating] > 0).sum()),  # past their first update
                               L=float(shared["L"].max()), max_staleness=int(shared["staleness"].max()))
                 next_row = time.perf_counter() + cfg.log_every
