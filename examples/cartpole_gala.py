@@ -17,6 +17,7 @@ Hyperparameters: A2C's standard ones except lr 2e-3 and no entropy bonus, tuned 
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --seed 1 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_seed1
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --seed 2 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_seed2
     galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --seed 3 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_seed3
+    galasim train --env PongNoFrameskip-v4 --preset gala-paper --envs-per-agent 2 --lr 7e-4 --seed 4 --frames 10M --checkpoint-every 500k --out runs/pong_gala4x2_seed4 --no-progress
     galasim train --env PongNoFrameskip-v4 --algo a2c --agents 1 --envs-per-agent 8 --lr 7e-4 --frames 10M --checkpoint-every 500k --out runs/pong_a2c1x8
     galasim train --env PongNoFrameskip-v4 --algo a2c --agents 1 --envs-per-agent 8 --lr 7e-4 --seed 1 --frames 10M --checkpoint-every 500k --out runs/pong_a2c1x8_seed1
     galasim train --env PongNoFrameskip-v4 --algo a2c --agents 1 --envs-per-agent 8 --lr 7e-4 --precision bf16-mixed --frames 10M --checkpoint-every 500k --out runs/pong_a2c1x8_bf16
